@@ -1,0 +1,176 @@
+"""Batched image augmentation on tensors, on the training device.
+
+No per-sample PIL work happens in the training loop: a whole uint8 batch is cropped, flipped
+or RandAugment-ed with tensor ops whose random parameters come from one seeded
+``torch.Generator`` (checkpointed with the run, so resumed runs see the same augmentations).
+
+* ``weak``: random crop with ``padding`` pixels of reflection padding + horizontal flip
+  (the CIFAR recipe of LDAM-DRW, Decoupling and FixMatch).
+* ``strong``: weak, then two RandAugment-style ops per image at random magnitude
+  (Cubuk et al. 2020, as used by FixMatch, Sohn et al. 2020), then Cutout (DeVries & Taylor
+  2017) of half the image side.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _rand(gen: torch.Generator, *shape: int) -> torch.Tensor:
+    return torch.rand(*shape, generator=gen)
+
+
+def to_float(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, C, H, W] -> normalised float32."""
+    return (x.float().div_(255.0) - mean) / std
+
+
+def random_crop_flip(
+    x: torch.Tensor, gen: torch.Generator, padding: int, flip: bool
+) -> torch.Tensor:
+    """Random crop after reflection padding, and random horizontal flip, for a float batch."""
+    b, _, h, w = x.shape
+    if padding > 0:
+        padded = F.pad(x, (padding,) * 4, mode="reflect")
+        dx = (_rand(gen, b) * (2 * padding + 1)).long().to(x.device)
+        dy = (_rand(gen, b) * (2 * padding + 1)).long().to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device)[None]).clamp_(max=h + 2 * padding - 1)
+        cols = (dx[:, None] + torch.arange(w, device=x.device)[None]).clamp_(max=w + 2 * padding - 1)
+        bi = torch.arange(b, device=x.device)[:, None, None]
+        x = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if flip:
+        mask = (_rand(gen, b) < 0.5).to(x.device)
+        x = torch.where(mask[:, None, None, None], x.flip(3), x)
+    return x.contiguous()
+
+
+def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+
+
+def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return (b + (a - b) * factor[:, None, None, None]).clamp(0, 1)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    if x.shape[1] == 1:
+        return x
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device)[None, :, None, None]
+    return (x * w).sum(1, keepdim=True).expand_as(x)
+
+
+def _op(k: int, x: torch.Tensor, m: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """Apply RandAugment op ``k`` at magnitudes ``m`` in [0, 1] to pixels in [0, 1]."""
+    b = x.shape[0]
+    eye = torch.eye(2, 3, device=x.device).repeat(b, 1, 1)
+    if k == 0:  # identity
+        return x
+    if k == 1:  # autocontrast
+        lo = x.amin((2, 3), keepdim=True)
+        hi = x.amax((2, 3), keepdim=True)
+        return ((x - lo) / (hi - lo).clamp_min(1e-3)).clamp(0, 1)
+    if k == 2:  # brightness
+        return _blend(x, torch.zeros_like(x), 1 + 0.9 * m * sign)
+    if k == 3:  # colour (saturation)
+        return _blend(x, _gray(x), 1 + 0.9 * m * sign)
+    if k == 4:  # contrast
+        mean = _gray(x).mean((1, 2, 3), keepdim=True).expand_as(x)
+        return _blend(x, mean, 1 + 0.9 * m * sign)
+    if k == 5:  # posterize to 4..8 bits
+        bits = (8 - (m * 4).round()).clamp(4, 8)
+        levels = (2 ** bits)[:, None, None, None]
+        return torch.floor(x * (levels - 1) + 0.5) / (levels - 1)
+    if k == 6:  # solarize
+        thr = (1 - m)[:, None, None, None]
+        return torch.where(x >= thr, 1 - x, x)
+    if k == 7:  # rotate up to 30 degrees
+        a = m * sign * math.pi / 6
+        theta = eye.clone()
+        theta[:, 0, 0], theta[:, 0, 1] = a.cos(), -a.sin()
+        theta[:, 1, 0], theta[:, 1, 1] = a.sin(), a.cos()
+        return _affine(x, theta)
+    if k == 8:  # shear x up to 0.3
+        theta = eye.clone()
+        theta[:, 0, 1] = 0.3 * m * sign
+        return _affine(x, theta)
+    if k == 9:  # translate x up to 30% of the side
+        theta = eye.clone()
+        theta[:, 0, 2] = 0.6 * m * sign
+        return _affine(x, theta)
+    if k == 10:  # translate y
+        theta = eye.clone()
+        theta[:, 1, 2] = 0.6 * m * sign
+        return _affine(x, theta)
+    if k == 11:  # sharpness: blend with a blurred copy
+        kernel = torch.tensor([[1, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device) / 13.0
+        kernel = kernel.expand(x.shape[1], 1, 3, 3)
+        blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1])
+        return _blend(x, blurred, 1 + 0.9 * m * sign)
+    raise ValueError(k)
+
+
+NUM_OPS = 12
+
+
+def rand_augment(x: torch.Tensor, gen: torch.Generator, n_ops: int = 2) -> torch.Tensor:
+    """Two random ops per image at uniform random magnitude (FixMatch's RandAugment variant)."""
+    b = x.shape[0]
+    for _ in range(n_ops):
+        ops = (_rand(gen, b) * NUM_OPS).long().to(x.device)
+        mags = _rand(gen, b).to(x.device)
+        signs = torch.where(_rand(gen, b) < 0.5, -1.0, 1.0).to(x.device)
+        out = x.clone()
+        for k in range(1, NUM_OPS):
+            sel = (ops == k).nonzero().flatten()
+            if len(sel):
+                out[sel] = _op(k, x[sel], mags[sel], signs[sel])
+        x = out
+    return x
+
+
+def cutout(x: torch.Tensor, gen: torch.Generator, frac: float = 0.5) -> torch.Tensor:
+    """Zero a square of side ``frac`` * image side at a random centre in every image."""
+    b, _, h, w = x.shape
+    size = max(1, int(round(frac * h)))
+    cy = (_rand(gen, b) * h).long().to(x.device)
+    cx = (_rand(gen, b) * w).long().to(x.device)
+    ys = torch.arange(h, device=x.device)[None, :]
+    xs = torch.arange(w, device=x.device)[None, :]
+    my = ((ys - cy[:, None]).abs() <= size // 2)[:, :, None]
+    mx = ((xs - cx[:, None]).abs() <= size // 2)[:, None, :]
+    return x * (~(my & mx))[:, None].to(x.dtype)
+
+
+class Augmenter:
+    """Turns uint8 batches into normalised float views: ``none``, ``weak`` or ``strong``.
+
+    Args:
+        mean: per-channel mean (of [0, 1] pixels).
+        std: per-channel std.
+        padding: crop padding for ``weak``.
+        flip: whether to flip horizontally.
+        device: the training device.
+    """
+
+    def __init__(
+        self, mean: tuple[float, ...], std: tuple[float, ...], padding: int, flip: bool,
+        device: torch.device,
+    ) -> None:
+        self.mean = torch.tensor(mean, device=device)[None, :, None, None]
+        self.std = torch.tensor(std, device=device)[None, :, None, None]
+        self.padding, self.flip = padding, flip
+
+    def __call__(self, x: torch.Tensor, view: str, gen: torch.Generator) -> torch.Tensor:
+        """Return the ``view`` of uint8 batch ``x`` as a normalised float tensor."""
+        img = x.float().div_(255.0)
+        if view in ("weak", "strong"):
+            img = random_crop_flip(img, gen, self.padding, self.flip)
+        if view == "strong":
+            img = cutout(rand_augment(img, gen), gen)
+        elif view not in ("none", "weak"):
+            raise ValueError(f"unknown view {view!r}")
+        return (img - self.mean) / self.std

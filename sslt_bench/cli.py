@@ -1,0 +1,205 @@
+"""The ``sslt-bench`` command line: run, list, table, splits.
+
+Bad input raises :class:`~sslt_bench.errors.UsageError`: one line on stderr, exit code 2, no
+traceback (``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from .errors import UsageError
+from .registry import DATASETS, METHODS, MODELS
+
+RESULTS = Path("results")
+
+
+def _run_spec(**kw):
+    from .runner import RunSpec
+
+    return RunSpec(**kw)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Semi-supervised long-tailed recognition benchmark."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.option("--method", default="erm", show_default=True, help="Registered method.")
+@click.option("--dataset", default="digits-sslt", show_default=True, help="Registered data set.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Training seed.")
+@click.option("--split-seed", default=0, show_default=True, type=int,
+              help="Split seed (fixed published splits use 0).")
+@click.option("--profile", default="quick", show_default=True, help="quick (CPU) or paper.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a method or data set setting (repeatable).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--out", default=str(RESULTS), show_default=True, help="Results folder.")
+@click.option("--data-root", default=None, help="Where data sets live (or SSLT_DATA).")
+@click.option("--split-file", default=None, help="Run on an exported split (JSON).")
+@click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint and start over.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from the last checkpoint of the same run (default).")
+@click.option("--workers", default=0, show_default=True, help="DataLoader workers (file data).")
+@click.option("--amp", default="auto", type=click.Choice(["auto", "none", "bf16", "fp16"]),
+              show_default=True, help="Mixed precision on CUDA (ignored on CPU).")
+@click.option("--eval-every", default=0, show_default=True,
+              help="Also evaluate every N epochs for learning curves (never for selection).")
+@click.option("--deterministic", is_flag=True, help="Deterministic algorithms (CUDA: slower).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def run(method, dataset, seed, split_seed, profile, overrides, device, out, data_root,
+        split_file, fresh, resume, workers, amp, eval_every, deterministic, no_progress):
+    """Train METHOD on DATASET and print overall/many/medium/few accuracy."""
+    from .runner import Runner
+
+    spec = _run_spec(method=method, dataset=dataset, seed=seed, split_seed=split_seed,
+                     profile=profile, overrides=tuple(overrides), device=device, out=Path(out),
+                     data_root=data_root, split_file=split_file, fresh=fresh or not resume,
+                     progress=not no_progress, workers=workers, amp=amp,
+                     eval_every=eval_every, deterministic=deterministic)
+    rec = Runner(spec).run()
+    _print_result(rec)
+
+
+def _print_result(rec: dict) -> None:
+    m = rec["metrics"]
+
+    def f(v):
+        return "n/a" if v is None else f"{v:.2f}"
+
+    click.echo(f"{rec['method']} on {rec['dataset']} (profile {rec['profile']}, backbone "
+               f"{rec['backbone']}, seed {rec['seed']}, split {rec['split_hash']})")
+    for entry in rec["history"].get("pseudo_labels", []):
+        click.echo(f"  pseudo-labels [{entry['step']}]: overall {f(entry['overall'])}  many "
+                   f"{f(entry['many'])}  medium {f(entry['medium'])}  few {f(entry['few'])}")
+    for entry in rec["history"].get("evals", []):
+        click.echo(f"  test [{entry['step']}]: overall {f(entry['overall'])}  many "
+                   f"{f(entry['many'])}  medium {f(entry['medium'])}  few {f(entry['few'])}")
+    click.echo(f"overall {f(m['overall'])}  many {f(m['many'])}  medium {f(m['medium'])}  "
+               f"few {f(m['few'])}   ({rec['wall_time_s']:.1f} s, "
+               f"{rec['train_images_per_s']:.0f} img/s)")
+    click.echo(f"record: {rec.get('_path', '')}")
+
+
+@cli.command("list")
+@click.argument("what", type=click.Choice(["methods", "datasets", "models"]))
+def list_(what: str) -> None:
+    """List registered methods, data sets or backbones with a one-line summary."""
+    reg = {"methods": METHODS, "datasets": DATASETS, "models": MODELS}[what]
+    names = reg.names()
+    width = max(map(len, names), default=0)
+    for name in names:
+        click.echo(f"{name:<{width}}  {reg.summary(name)}")
+
+
+@cli.command()
+@click.option("--results", "folders", multiple=True, help="Folders of result records.")
+def table(folders: tuple[str, ...]) -> None:
+    """Print one row per (data set, method, configuration): mean ± std over seeds."""
+    from .records import load_records
+    from .table import simple_table
+
+    dirs = [Path(f) for f in folders] or [RESULTS, Path("leaderboards")]
+    records = load_records(dirs)
+    if not records:
+        raise UsageError("no result records under " + ", ".join(map(str, dirs))
+                         + "; run 'sslt-bench run' first or pass --results DIR")
+    click.echo(simple_table(records))
+
+
+@cli.group()
+def splits() -> None:
+    """Inspect and export splits."""
+
+
+def _build_split(dataset, seed, overrides, data_root):
+    import os
+
+    from .config import build_config, split_overrides
+
+    builder = DATASETS.get(dataset)
+    routed = split_overrides(list(overrides), {"data": builder.Params})
+    params = build_config(builder.Params, "paper", routed["data"])
+    root = data_root or os.environ.get("SSLT_DATA")
+    return builder.build(params, seed, Path(root) if root else None).split
+
+
+_split_opts = [
+    click.option("--dataset", default="digits-sslt", show_default=True),
+    click.option("--seed", default=0, show_default=True, type=int, help="Split seed."),
+    click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE"),
+    click.option("--data-root", default=None),
+]
+
+
+def _with_split_opts(fn):
+    for opt in reversed(_split_opts):
+        fn = opt(fn)
+    return fn
+
+
+@splits.command("show")
+@_with_split_opts
+def splits_show(dataset, seed, overrides, data_root):
+    """Per-class labeled/unlabeled counts, many/medium/few sizes and the split hash."""
+    s = _build_split(dataset, seed, overrides, data_root)
+    info = s.summary()
+    click.echo(f"{dataset} seed {seed}: hash {info['hash']}, {info['num_classes']} classes, "
+               f"{info['labeled']} labeled, {info['unlabeled']} unlabeled, {info['test']} test")
+    click.echo("split sizes (classes): " + ", ".join(f"{k} {v}" for k, v in
+                                                     info["split_sizes"].items()))
+    if s.num_classes <= 20:
+        for c in range(s.num_classes):
+            click.echo(f"  {s.class_names[c]:>12}: labeled {info['labeled_counts'][c]:>5}  "
+                       f"unlabeled {info['unlabeled_counts'][c]:>6}  "
+                       f"{('many', 'medium', 'few')[s.class_split[c]]}")
+
+
+@splits.command("export")
+@_with_split_opts
+@click.option("--output", "-o", required=True, help="JSON file to write.")
+def splits_export(dataset, seed, overrides, data_root, output):
+    """Write the exact item lists as JSON, with its sha256."""
+    import hashlib
+
+    from .records import atomic_write_text
+
+    s = _build_split(dataset, seed, overrides, data_root)
+    text = json.dumps(s.to_json(), sort_keys=True)
+    atomic_write_text(Path(output), text)
+    click.echo(f"wrote {output} (split hash {s.hash}, sha256 "
+               f"{hashlib.sha256(text.encode()).hexdigest()})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors with exit code 2 unless ``--debug``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="sslt-bench", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Image sources and the data bundle a data set builder returns.
+
+Small data sets (digits, CIFAR) live in memory as one uint8 tensor ``[N, C, H, W]`` (moved to
+the training device once); large ones (ImageNet, iNaturalist) stream from files through a
+DataLoader whose workers decode and resize to uint8. Both expose the same
+:meth:`ImageSource.iter_batches`, so the runner never knows which it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .split import Split
+
+
+class ImageSource:
+    """Indexable uint8 images: ``iter_batches`` yields ``[B, C, H, W]`` uint8 tensors."""
+
+    channels: int
+    image_size: int
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def iter_batches(
+        self, batches: Sequence[np.ndarray], device: torch.device, workers: int = 0
+    ) -> Iterator[torch.Tensor]:
+        """Yield the images of each index batch, in order, on ``device``."""
+        raise NotImplementedError
+
+
+class TensorSource(ImageSource):
+    """All images in one uint8 tensor (moved to the training device once, on first use)."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError("TensorSource needs a uint8 tensor [N, C, H, W]")
+        self.images = images
+        self.channels = images.shape[1]
+        self.image_size = images.shape[2]
+        self._on: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def on(self, device: torch.device) -> torch.Tensor:
+        """The images on ``device`` (cached)."""
+        key = str(device)
+        if key not in self._on:
+            self._on[key] = self.images.to(device)
+        return self._on[key]
+
+    def iter_batches(
+        self, batches: Sequence[np.ndarray], device: torch.device, workers: int = 0
+    ) -> Iterator[torch.Tensor]:
+        """Index the in-memory tensor; no copies beyond the batch itself."""
+        images = self.on(device)
+        for idx in batches:
+            yield images[torch.as_tensor(idx, device=device)]
+
+
+class _FileDataset(torch.utils.data.Dataset):
+    def __init__(self, paths: Sequence[Path], size: int, channels: int) -> None:
+        self.paths, self.size, self.channels = paths, size, channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from .imageio import load_image
+
+        return load_image(self.paths[i], self.size, self.channels)
+
+
+class FileSource(ImageSource):
+    """Images decoded from files by DataLoader workers, resized to ``image_size`` squares."""
+
+    def __init__(self, paths: Sequence[Path], image_size: int, channels: int = 3) -> None:
+        self.paths = list(paths)
+        self.image_size = image_size
+        self.channels = channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def iter_batches(
+        self, batches: Sequence[np.ndarray], device: torch.device, workers: int = 0
+    ) -> Iterator[torch.Tensor]:
+        """Decode with ``workers`` processes; pinned memory and async copies on CUDA."""
+        ds = _FileDataset(self.paths, self.image_size, self.channels)
+        loader = torch.utils.data.DataLoader(
+            ds, batch_sampler=[list(map(int, b)) for b in batches], num_workers=workers,
+            pin_memory=device.type == "cuda", persistent_workers=False,
+        )
+        for images in loader:
+            yield images.to(device, non_blocking=True)
+
+
+@dataclass
+class SSLTData:
+    """What a data set builder returns: the split and where its images come from.
+
+    Attributes:
+        split: the :class:`~sslt_bench.split.Split`.
+        train: source of labeled and unlabeled images (indexed by the split).
+        test: source of test images.
+        mean: per-channel mean of [0, 1] pixels, for normalisation.
+        std: per-channel std.
+        crop_padding: padding of the random crop in the weak augmentation.
+        flip: whether horizontal flips are label-preserving (False for digits).
+    """
+
+    split: Split
+    train: ImageSource
+    test: ImageSource
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_padding: int = 4
+    flip: bool = True
+
+    @property
+    def channels(self) -> int:
+        """Image channels."""
+        return self.train.channels
+
+    @property
+    def image_size(self) -> int:
+        """Image side in pixels."""
+        return self.train.image_size

@@ -1,0 +1,44 @@
+"""What a data set builder is: typed parameters and ``build(params, seed, root)``.
+
+A builder is a class registered with :func:`~sslt_bench.registry.register_dataset`. Its
+``Params`` dataclass holds the split parameters (defaults = the paper's); ``build`` returns an
+:class:`~sslt_bench.data.SSLTData` whose split is a pure function of (params, seed, the sorted
+items per class).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from ..data import SSLTData
+
+
+@dataclass
+class NoParams:
+    """A data set without parameters."""
+
+
+class DatasetBuilder:
+    """Base class: override ``Params`` and ``build``."""
+
+    Params: ClassVar[type] = NoParams
+    #: Method settings this data set needs per profile (below the user's ``--set``, above the
+    #: method's profile): the default ``backbone`` and, for tiny data, a smaller ``batch_size``.
+    hints: ClassVar[dict[str, dict[str, object]]] = {
+        "quick": {"backbone": "resnet20"}, "paper": {"backbone": "resnet32"},
+    }
+
+    @classmethod
+    def build(cls, params, seed: int, root: Path | None) -> SSLTData:
+        """Build the data and its split for ``seed``; ``root`` is ``--data-root``/SSLT_DATA."""
+        raise NotImplementedError
+
+
+def cache_dir() -> Path:
+    """Where decoded-image caches live (``SSLT_CACHE`` or ``~/.cache/sslt-bench``)."""
+    path = Path(os.environ.get("SSLT_CACHE", Path.home() / ".cache" / "sslt-bench"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

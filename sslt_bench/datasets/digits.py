@@ -1,0 +1,95 @@
+"""digits-sslt: the embedded default, from scikit-learn's bundled UCI digits (no download).
+
+1,797 real 8x8 grey images of 10 digits. Per class, ``test_per_class`` images (default 30)
+form a balanced test set; from the rest, a long-tailed labeled set D with exponential counts
+n_i = n_max * ratio^(-i/9) (default n_max 28, ratio 10: 28 down to 2 per class, 104 images)
+and an unlabeled set U with ``unlabeled_factor`` (default 4) times the labeled count of every
+class. Which digit is the head class is a seeded permutation. Many/medium/few: the 3 most
+populated classes, the next 3, the last 4 (as CIFAR-10-SSLT).
+Default backbone: ``small-cnn`` with batch size 32 in both profiles (D has 104 images).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import SSLTData, TensorSource
+from ..errors import UsageError
+from ..registry import register_dataset
+from ..split import Split, draw_per_class, exponential_counts, splits_by_rank
+from .base import DatasetBuilder
+
+
+@dataclass
+class DigitsParams:
+    """digits-sslt parameters.
+
+    Attributes:
+        imbalance_ratio: n_max / n_min of the labeled counts.
+        n_max: labeled images of the head class.
+        unlabeled_factor: |U_j| / |D_j| for every class j.
+        test_per_class: balanced test images per class.
+    """
+
+    imbalance_ratio: float = 10.0
+    n_max: int = 28
+    unlabeled_factor: int = 4
+    test_per_class: int = 30
+
+    def validate(self) -> None:
+        """Reject impossible parameters with a one-line error."""
+        if self.imbalance_ratio < 1:
+            raise UsageError(f"imbalance_ratio must be >= 1, got {self.imbalance_ratio}")
+        if self.unlabeled_factor < 0:
+            raise UsageError(f"unlabeled_factor must be >= 0, got {self.unlabeled_factor}")
+        if self.n_max < 1 or self.test_per_class < 1:
+            raise UsageError("n_max and test_per_class must be >= 1")
+
+
+@register_dataset("digits-sslt", summary="sklearn digits (8x8, 10 classes), LT labeled + 4x "
+                  "unlabeled, balanced test; embedded default, no download")
+class DigitsSSLT(DatasetBuilder):
+    """scikit-learn digits as an SSLT benchmark (the embedded default)."""
+
+    Params = DigitsParams
+    hints = {"quick": {"backbone": "small-cnn", "batch_size": 32},
+             "paper": {"backbone": "small-cnn", "batch_size": 32}}
+
+    @classmethod
+    def build(cls, params: DigitsParams, seed: int, root: Path | None) -> SSLTData:
+        """Split the 1,797 digits into test, D and U for ``seed``."""
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        images = torch.from_numpy(
+            np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
+        )[:, None]
+        labels = digits.target.astype(np.int64)
+        rng = np.random.default_rng(seed)
+        test_idx = np.sort(np.concatenate([
+            rng.permutation(np.flatnonzero(labels == c))[: params.test_per_class]
+            for c in range(10)
+        ]))
+        rest = np.setdiff1d(np.arange(len(labels)), test_idx)
+        by_rank = exponential_counts(params.n_max, params.imbalance_ratio, 10)
+        class_of_rank = rng.permutation(10)
+        n = np.empty(10, dtype=np.int64)
+        n[class_of_rank] = by_rank
+        rest_labels = np.full(len(labels), -1)
+        rest_labels[rest] = labels[rest]
+        lab, unl = draw_per_class(rest_labels, n, n * params.unlabeled_factor, rng)
+        split = Split(
+            dataset="digits-sslt", params=vars(params).copy(), seed=seed,
+            class_names=tuple(str(d) for d in range(10)), labeled_idx=lab,
+            labeled_y=labels[lab], unlabeled_idx=unl, test_idx=test_idx,
+            test_y=labels[test_idx], class_split=splits_by_rank(n, (3, 3, 4)),
+            unlabeled_y_hidden=labels[unl],
+        )
+        source = TensorSource(images)
+        mean = float(images.float().mean() / 255)
+        std = float(images.float().std() / 255)
+        return SSLTData(split, source, source, (mean,), (std,), crop_padding=1, flip=False)

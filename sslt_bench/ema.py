@@ -1,0 +1,25 @@
+"""Exponential moving average of a model's weights (Mean Teacher; FixMatch's evaluation model)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def make_ema(model: nn.Module) -> nn.Module:
+    """A frozen copy of ``model`` to be updated with :func:`ema_update`."""
+    ema = copy.deepcopy(model)
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """theta_ema <- decay * theta_ema + (1 - decay) * theta; buffers (BN statistics) copied."""
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.mul_(decay).add_(pm.detach(), alpha=1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
+        be.copy_(bm)

@@ -1,0 +1,198 @@
+"""The training and inference loops every method shares (the runner calls these).
+
+* :func:`train_epoch`: one epoch of a :class:`~sslt_bench.stages.Train` step.
+* :func:`predict`: logits-argmax (and features) of a head over items of a source.
+* :func:`train_head_on_features`: cached-feature classifier training for
+  :class:`~sslt_bench.stages.TrainHead`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .augment import Augmenter
+from .data import ImageSource
+from .ema import ema_update
+from .samplers import epoch_order, to_batches
+from .stages import Batch, StepContext, Train, TrainHead
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+def lr_at(step: Train | TrainHead, it: int, total: int, steps_per_epoch: int) -> float:
+    """Learning rate at optimiser step ``it`` of ``total`` (warm-up, then the schedule)."""
+    base = step.lr
+    warm = getattr(step, "warmup_epochs", 0) * steps_per_epoch
+    if warm and it < warm:
+        return base * (it + 1) / warm
+    schedule = getattr(step, "schedule", "cosine")
+    if schedule == "cosine":
+        return 0.5 * base * (1 + math.cos(math.pi * it / max(total, 1)))
+    if schedule == "step":
+        epoch_frac = it / max(total, 1)
+        return base * 0.01 ** sum(epoch_frac >= m for m in step.milestones) if step.milestones \
+            else base
+    return base
+
+
+@dataclass
+class Loader:
+    """Turns item ids into augmented device batches."""
+
+    source: ImageSource
+    item_src: np.ndarray
+    augmenter: Augmenter
+    device: torch.device
+    workers: int = 0
+
+    def images(self, batches: list[np.ndarray]) -> Iterator[torch.Tensor]:
+        """uint8 images of each batch of item ids."""
+        return self.source.iter_batches([self.item_src[b] for b in batches], self.device,
+                                        self.workers)
+
+
+def amp_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """Autocast on CUDA when ``amp`` is bf16 or fp16; a no-op on CPU."""
+    if device.type != "cuda" or amp == "none":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def train_epoch(
+    step: Train, ctx: StepContext, loader: Loader, pool_ids: torch.Tensor,
+    pool_labels: torch.Tensor, unl_ids: torch.Tensor, opt: torch.optim.Optimizer,
+    amp: str = "none", scaler: torch.amp.GradScaler | None = None,
+    rank: int = 0, world_size: int = 1, progress=None,
+) -> dict[str, float]:
+    """Run one epoch; returns mean loss, images seen and the method's logged values."""
+    gen, device = ctx.generator, ctx.device
+    order = epoch_order(pool_labels, step.sampling, gen, ctx.num_classes)
+    batches = to_batches(order, step.batch_size, rank, world_size, step.steps_per_epoch)
+    steps_per_epoch = len(batches)
+    total = steps_per_epoch * step.epochs
+    u_batches: list[np.ndarray] = []
+    if step.unlabeled is not None:
+        ub = step.unlabeled.mu * step.batch_size
+        need = ub * len(batches)
+        reps = math.ceil(need / max(len(unl_ids), 1))
+        u_order = torch.cat([unl_ids[torch.randperm(len(unl_ids), generator=gen)]
+                             for _ in range(max(reps, 1))])[:need]
+        u_batches = [b.numpy()[rank::world_size] for b in u_order.split(ub)]
+    aug_seed = int(torch.randint(2**62, (1,), generator=gen))
+    aug_gen = torch.Generator().manual_seed(aug_seed)
+    sums: dict[str, float] = {"loss": 0.0}
+    seen = 0
+    x_iter = loader.images([pool_ids[b].numpy() for b in batches])
+    u_iter = loader.images(u_batches) if u_batches else iter(())
+    for i, (b, xb) in enumerate(zip(batches, x_iter, strict=True)):
+        ctx.step = ctx.epoch * steps_per_epoch + i
+        lr = lr_at(step, ctx.step, total, steps_per_epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        ids = pool_ids[b].to(device)
+        batch = Batch(x=loader.augmenter(xb, step.view, aug_gen),
+                      y=pool_labels[b].to(device), idx=ids, num_labeled=ctx.num_labeled)
+        if u_batches:
+            ub_imgs = next(u_iter)
+            batch.u = {v: loader.augmenter(ub_imgs, v, aug_gen) for v in step.unlabeled.views}
+            batch.u_idx = torch.as_tensor(u_batches[i], device=device)
+        with amp_context(device, amp):
+            out = step.loss(batch, ctx)
+        loss, logs = out if isinstance(out, tuple) else (out, {})
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"non-finite loss {loss.item()} in step {step.name!r}, "
+                                f"epoch {ctx.epoch + 1}, batch {i + 1}")
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        if ctx.ema is not None and step.ema_decay is not None:
+            ema_update(ctx.ema, ctx.model, step.ema_decay)
+        sums["loss"] += float(loss.detach())
+        for k, v in logs.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+        seen += len(b) + (len(u_batches[i]) * len(step.unlabeled.views) if u_batches else 0)
+        if progress is not None:
+            progress.set_postfix(loss=f"{sums['loss'] / (i + 1):.3f}", refresh=False)
+    n = max(len(batches), 1)
+    out = {k: v / n for k, v in sums.items()}
+    out["images"] = float(seen)
+    out["lr"] = lr_at(step, ctx.step, total, steps_per_epoch) if batches else step.lr
+    return out
+
+
+@torch.no_grad()
+def embed_items(
+    model: nn.Module, source: ImageSource, src_idx: np.ndarray, augmenter: Augmenter,
+    device: torch.device, batch_size: int = 512, workers: int = 0, amp: str = "none",
+) -> torch.Tensor:
+    """Features f(x) of the given source indices (eval mode, no augmentation), on device."""
+    was = model.training
+    model.eval()
+    batches = [src_idx[i : i + batch_size] for i in range(0, len(src_idx), batch_size)]
+    feats = []
+    gen = torch.Generator()
+    for xb in source.iter_batches(batches, device, workers):
+        with amp_context(device, amp):
+            feats.append(model.embed(augmenter(xb, "none", gen)).float())
+    model.train(was)
+    return torch.cat(feats) if feats else torch.empty(0, model.feat_dim, device=device)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, head: str, feats: torch.Tensor) -> torch.Tensor:
+    """Predicted labels of a head on features."""
+    was = model.training
+    model.eval()
+    out = torch.cat([model.heads[head](f).argmax(1) for f in feats.split(4096)]) \
+        if len(feats) else torch.empty(0, dtype=torch.long)
+    model.train(was)
+    return out.cpu()
+
+
+def train_head_on_features(
+    step: TrainHead, model: nn.Module, feats: torch.Tensor, labels: torch.Tensor,
+    gen: torch.Generator, num_classes: int,
+) -> float:
+    """Train ``model.heads[step.head]`` on fixed features; returns the last epoch's mean loss."""
+    head = model.heads[step.head]
+    head.train()
+    params = list(head.parameters())
+    opt = torch.optim.SGD(params, lr=step.lr, momentum=step.momentum,
+                          weight_decay=step.weight_decay)
+    last = float("nan")
+    steps_per_epoch = None
+    for epoch in range(step.epochs):
+        order = epoch_order(labels, step.sampling, gen, num_classes)
+        batches = to_batches(order, step.batch_size)
+        steps_per_epoch = len(batches)
+        total_loss = 0.0
+        for i, b in enumerate(batches):
+            it = epoch * steps_per_epoch + i
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, it, steps_per_epoch * step.epochs, steps_per_epoch)
+            idx = torch.as_tensor(b, device=feats.device)
+            loss = F.cross_entropy(head(feats[idx]), labels.to(feats.device)[idx])
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"non-finite loss in step {step.name!r}, epoch {epoch + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total_loss += float(loss)
+        last = total_loss / max(len(batches), 1)
+    return last

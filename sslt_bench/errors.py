@@ -1,0 +1,30 @@
+"""User-facing errors.
+
+A :class:`UsageError` is bad input from the user (unknown name, bad value, missing data). The
+CLI prints its message on one line and exits with code 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class UsageError(Exception):
+    """Bad input from the user: the message names the bad value and the valid choices."""
+
+    exit_code = 2
+
+
+def choices_error(kind: str, value: object, valid: Iterable[object]) -> UsageError:
+    """Build the standard "unknown X 'v'; choose from: a, b" error.
+
+    Args:
+        kind: what the value is (``"method"``, ``"data set"``...).
+        value: the bad value as the user gave it.
+        valid: the valid choices.
+
+    Returns:
+        A :class:`UsageError` ready to raise.
+    """
+    listed = ", ".join(str(v) for v in sorted(valid, key=str)) or "(none registered)"
+    return UsageError(f"unknown {kind} {value!r}; choose from: {listed}")

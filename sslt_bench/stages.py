@@ -1,0 +1,179 @@
+"""The steps a method's plan is made of, and what its loss functions receive.
+
+A method returns a flat list of steps from ``plan()``; the runner executes them in order and
+checkpoints between epochs and between steps, so a plan is also the unit of resume. Steps:
+
+* :class:`Train`: SGD on chosen parameters with a chosen sampler and pool, the method's loss.
+* :class:`TrainHead`: freeze the embedding, cache features, train one head on them.
+* :class:`PseudoLabel`: label U with a head; stores labels in ``state[key]`` and logs their
+  accuracy per many/medium/few split (the runner alone sees U's hidden labels).
+* :class:`Evaluate`: a diagnostic test evaluation (never used to pick a model).
+* :class:`Call`: a method function run once between steps (re-initialise, reset a buffer).
+
+Pools: ``labeled`` is D with its labels; ``labeled+pseudo`` is D ∪ U' with U's pseudo labels
+from ``state["pseudo"]``. Item ids are positions in D ∪ U: ``0..|D|-1`` are D, the rest U.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+Pool = Literal["labeled", "labeled+pseudo"]
+
+
+@dataclass
+class Unlabeled:
+    """Unlabeled batches drawn alongside each labeled batch.
+
+    Attributes:
+        mu: unlabeled batch size as a multiple of the labeled batch size.
+        views: augmentations of each unlabeled image to produce (``weak``, ``strong``...).
+        include_labeled: draw from D ∪ U instead of U (labels still not given).
+    """
+
+    mu: int = 1
+    views: tuple[str, ...] = ("weak",)
+    include_labeled: bool = False
+
+
+@dataclass
+class Train:
+    """Train with SGD (momentum, weight decay, cosine or step schedule) for ``epochs``."""
+
+    name: str
+    epochs: int
+    loss: Callable[[Batch, StepContext], Any]
+    params: tuple[str, ...] = ("embed", "heads")
+    pool: Pool = "labeled"
+    sampling: str = "random"
+    view: str = "weak"
+    unlabeled: Unlabeled | None = None
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    milestones: tuple[float, ...] = ()
+    warmup_epochs: int = 0
+    steps_per_epoch: int | None = None
+    ema_decay: float | None = None
+    reset_heads: tuple[str, ...] = ()
+    on_epoch_end: Callable[[StepContext], None] | None = None
+
+
+@dataclass
+class TrainHead:
+    """Train one head on cached features of a frozen embedding (cRT, Kang et al. 2020)."""
+
+    name: str
+    head: str
+    epochs: int
+    pool: Pool = "labeled"
+    sampling: str = "class_balanced"
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    reset: bool = True
+
+
+@dataclass
+class PseudoLabel:
+    """Assign hard pseudo labels to U with ``head`` (of the EMA model if ``ema``)."""
+
+    name: str
+    head: str
+    key: str = "pseudo"
+    ema: bool = False
+
+
+@dataclass
+class Evaluate:
+    """Evaluate ``head`` on the test set and record it under ``name`` (diagnostic only)."""
+
+    name: str
+    head: str
+    ema: bool = False
+
+
+@dataclass
+class Call:
+    """Run ``fn(ctx)`` once (idempotent with respect to resume: runs before its checkpoint)."""
+
+    name: str
+    fn: Callable[[StepContext], None]
+
+
+Step = Train | TrainHead | PseudoLabel | Evaluate | Call
+
+
+@dataclass
+class Batch:
+    """One training batch as a loss function sees it.
+
+    Attributes:
+        x: the labeled-pool images, augmented with the stage's ``view``.
+        y: their labels (true for D, pseudo for U').
+        idx: their item ids in D ∪ U.
+        u: unlabeled views by name (``{"weak": ..., "strong": ...}``), or empty.
+        u_idx: the unlabeled items' ids in D ∪ U.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    idx: torch.Tensor
+    u: dict[str, torch.Tensor] = field(default_factory=dict)
+    u_idx: torch.Tensor | None = None
+
+    @property
+    def is_labeled(self) -> torch.Tensor:
+        """Mask of items from D (as opposed to pseudo-labeled U)."""
+        return self.idx < self.num_labeled
+
+    num_labeled: int = 0
+
+
+@dataclass
+class StepContext:
+    """What a loss function or a :class:`Call` may use.
+
+    Attributes:
+        model: the model being trained.
+        ema: the EMA copy, or ``None``.
+        state: method state (tensors), checkpointed by the runner.
+        num_classes: C.
+        labeled_counts: n_j of D, on the device.
+        num_labeled: |D|.
+        num_unlabeled: |U|.
+        device: the training device.
+        generator: the run's seeded CPU generator.
+        epoch: epoch within the current step (0-based).
+        epochs: epochs of the current step.
+        step: optimiser step within the current step.
+    """
+
+    model: torch.nn.Module
+    ema: torch.nn.Module | None
+    state: dict[str, torch.Tensor]
+    num_classes: int
+    labeled_counts: torch.Tensor
+    num_labeled: int
+    num_unlabeled: int
+    device: torch.device
+    generator: torch.Generator
+    epoch: int = 0
+    epochs: int = 1
+    step: int = 0
+    logs: dict[str, float] = field(default_factory=dict)
+
+    def pool_counts(self, pool: Pool) -> torch.Tensor:
+        """Per-class counts of a pool (D, or D ∪ U' with pseudo labels)."""
+        if pool == "labeled":
+            return self.labeled_counts
+        pseudo = self.state["pseudo"].to(self.device)
+        return self.labeled_counts + torch.bincount(pseudo, minlength=self.num_classes)
