@@ -37,8 +37,12 @@ def random_crop_flip(
         padded = F.pad(x, (padding,) * 4, mode="reflect")
         dx = (_rand(gen, b) * (2 * padding + 1)).long().to(x.device)
         dy = (_rand(gen, b) * (2 * padding + 1)).long().to(x.device)
-        rows = (dy[:, None] + torch.arange(h, device=x.device)[None]).clamp_(max=h + 2 * padding - 1)
-        cols = (dx[:, None] + torch.arange(w, device=x.device)[None]).clamp_(max=w + 2 * padding - 1)
+        rows = (dy[:, None] + torch.arange(h, device=x.device)[None]).clamp_(
+            max=h + 2 * padding - 1
+        )
+        cols = (dx[:, None] + torch.arange(w, device=x.device)[None]).clamp_(
+            max=w + 2 * padding - 1
+        )
         bi = torch.arange(b, device=x.device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     if flip:
@@ -82,7 +86,7 @@ def _op(k: int, x: torch.Tensor, m: torch.Tensor, sign: torch.Tensor) -> torch.T
         return _blend(x, mean, 1 + 0.9 * m * sign)
     if k == 5:  # posterize to 4..8 bits
         bits = (8 - (m * 4).round()).clamp(4, 8)
-        levels = (2 ** bits)[:, None, None, None]
+        levels = (2**bits)[:, None, None, None]
         return torch.floor(x * (levels - 1) + 0.5) / (levels - 1)
     if k == 6:  # solarize
         thr = (1 - m)[:, None, None, None]
@@ -157,7 +161,11 @@ class Augmenter:
     """
 
     def __init__(
-        self, mean: tuple[float, ...], std: tuple[float, ...], padding: int, flip: bool,
+        self,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        padding: int,
+        flip: bool,
         device: torch.device,
     ) -> None:
         self.mean = torch.tensor(mean, device=device)[None, :, None, None]

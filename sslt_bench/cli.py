@@ -37,35 +37,88 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--method", default="erm", show_default=True, help="Registered method.")
 @click.option("--dataset", default="digits-sslt", show_default=True, help="Registered data set.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Training seed.")
-@click.option("--split-seed", default=0, show_default=True, type=int,
-              help="Split seed (fixed published splits use 0).")
+@click.option(
+    "--split-seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Split seed (fixed published splits use 0).",
+)
 @click.option("--profile", default="quick", show_default=True, help="quick (CPU) or paper.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a method or data set setting (repeatable).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a method or data set setting (repeatable).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--out", default=str(RESULTS), show_default=True, help="Results folder.")
 @click.option("--data-root", default=None, help="Where data sets live (or SSLT_DATA).")
 @click.option("--split-file", default=None, help="Run on an exported split (JSON).")
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint and start over.")
-@click.option("--resume/--no-resume", default=True, show_default=True,
-              help="Continue from the last checkpoint of the same run (default).")
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Continue from the last checkpoint of the same run (default).",
+)
 @click.option("--workers", default=0, show_default=True, help="DataLoader workers (file data).")
-@click.option("--amp", default="auto", type=click.Choice(["auto", "none", "bf16", "fp16"]),
-              show_default=True, help="Mixed precision on CUDA (ignored on CPU).")
-@click.option("--eval-every", default=0, show_default=True,
-              help="Also evaluate every N epochs for learning curves (never for selection).")
+@click.option(
+    "--amp",
+    default="auto",
+    type=click.Choice(["auto", "none", "bf16", "fp16"]),
+    show_default=True,
+    help="Mixed precision on CUDA (ignored on CPU).",
+)
+@click.option(
+    "--eval-every",
+    default=0,
+    show_default=True,
+    help="Also evaluate every N epochs for learning curves (never for selection).",
+)
 @click.option("--deterministic", is_flag=True, help="Deterministic algorithms (CUDA: slower).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def run(method, dataset, seed, split_seed, profile, overrides, device, out, data_root,
-        split_file, fresh, resume, workers, amp, eval_every, deterministic, no_progress):
+def run(
+    method,
+    dataset,
+    seed,
+    split_seed,
+    profile,
+    overrides,
+    device,
+    out,
+    data_root,
+    split_file,
+    fresh,
+    resume,
+    workers,
+    amp,
+    eval_every,
+    deterministic,
+    no_progress,
+):
     """Train METHOD on DATASET and print overall/many/medium/few accuracy."""
     from .runner import Runner
 
-    spec = _run_spec(method=method, dataset=dataset, seed=seed, split_seed=split_seed,
-                     profile=profile, overrides=tuple(overrides), device=device, out=Path(out),
-                     data_root=data_root, split_file=split_file, fresh=fresh or not resume,
-                     progress=not no_progress, workers=workers, amp=amp,
-                     eval_every=eval_every, deterministic=deterministic)
+    spec = _run_spec(
+        method=method,
+        dataset=dataset,
+        seed=seed,
+        split_seed=split_seed,
+        profile=profile,
+        overrides=tuple(overrides),
+        device=device,
+        out=Path(out),
+        data_root=data_root,
+        split_file=split_file,
+        fresh=fresh or not resume,
+        progress=not no_progress,
+        workers=workers,
+        amp=amp,
+        eval_every=eval_every,
+        deterministic=deterministic,
+    )
     rec = Runner(spec).run()
     _print_result(rec)
 
@@ -76,17 +129,25 @@ def _print_result(rec: dict) -> None:
     def f(v):
         return "n/a" if v is None else f"{v:.2f}"
 
-    click.echo(f"{rec['method']} on {rec['dataset']} (profile {rec['profile']}, backbone "
-               f"{rec['backbone']}, seed {rec['seed']}, split {rec['split_hash']})")
+    click.echo(
+        f"{rec['method']} on {rec['dataset']} (profile {rec['profile']}, backbone "
+        f"{rec['backbone']}, seed {rec['seed']}, split {rec['split_hash']})"
+    )
     for entry in rec["history"].get("pseudo_labels", []):
-        click.echo(f"  pseudo-labels [{entry['step']}]: overall {f(entry['overall'])}  many "
-                   f"{f(entry['many'])}  medium {f(entry['medium'])}  few {f(entry['few'])}")
+        click.echo(
+            f"  pseudo-labels [{entry['step']}]: overall {f(entry['overall'])}  many "
+            f"{f(entry['many'])}  medium {f(entry['medium'])}  few {f(entry['few'])}"
+        )
     for entry in rec["history"].get("evals", []):
-        click.echo(f"  test [{entry['step']}]: overall {f(entry['overall'])}  many "
-                   f"{f(entry['many'])}  medium {f(entry['medium'])}  few {f(entry['few'])}")
-    click.echo(f"overall {f(m['overall'])}  many {f(m['many'])}  medium {f(m['medium'])}  "
-               f"few {f(m['few'])}   ({rec['wall_time_s']:.1f} s, "
-               f"{rec['train_images_per_s']:.0f} img/s)")
+        click.echo(
+            f"  test [{entry['step']}]: overall {f(entry['overall'])}  many "
+            f"{f(entry['many'])}  medium {f(entry['medium'])}  few {f(entry['few'])}"
+        )
+    click.echo(
+        f"overall {f(m['overall'])}  many {f(m['many'])}  medium {f(m['medium'])}  "
+        f"few {f(m['few'])}   ({rec['wall_time_s']:.1f} s, "
+        f"{rec['train_images_per_s']:.0f} img/s)"
+    )
     click.echo(f"record: {rec.get('_path', '')}")
 
 
@@ -111,8 +172,11 @@ def table(folders: tuple[str, ...]) -> None:
     dirs = [Path(f) for f in folders] or [RESULTS, Path("leaderboards")]
     records = load_records(dirs)
     if not records:
-        raise UsageError("no result records under " + ", ".join(map(str, dirs))
-                         + "; run 'sslt-bench run' first or pass --results DIR")
+        raise UsageError(
+            "no result records under "
+            + ", ".join(map(str, dirs))
+            + "; run 'sslt-bench run' first or pass --results DIR"
+        )
     click.echo(simple_table(records))
 
 
@@ -153,15 +217,20 @@ def splits_show(dataset, seed, overrides, data_root):
     """Per-class labeled/unlabeled counts, many/medium/few sizes and the split hash."""
     s = _build_split(dataset, seed, overrides, data_root)
     info = s.summary()
-    click.echo(f"{dataset} seed {seed}: hash {info['hash']}, {info['num_classes']} classes, "
-               f"{info['labeled']} labeled, {info['unlabeled']} unlabeled, {info['test']} test")
-    click.echo("split sizes (classes): " + ", ".join(f"{k} {v}" for k, v in
-                                                     info["split_sizes"].items()))
+    click.echo(
+        f"{dataset} seed {seed}: hash {info['hash']}, {info['num_classes']} classes, "
+        f"{info['labeled']} labeled, {info['unlabeled']} unlabeled, {info['test']} test"
+    )
+    click.echo(
+        "split sizes (classes): " + ", ".join(f"{k} {v}" for k, v in info["split_sizes"].items())
+    )
     if s.num_classes <= 20:
         for c in range(s.num_classes):
-            click.echo(f"  {s.class_names[c]:>12}: labeled {info['labeled_counts'][c]:>5}  "
-                       f"unlabeled {info['unlabeled_counts'][c]:>6}  "
-                       f"{('many', 'medium', 'few')[s.class_split[c]]}")
+            click.echo(
+                f"  {s.class_names[c]:>12}: labeled {info['labeled_counts'][c]:>5}  "
+                f"unlabeled {info['unlabeled_counts'][c]:>6}  "
+                f"{('many', 'medium', 'few')[s.class_split[c]]}"
+            )
 
 
 @splits.command("export")
@@ -176,8 +245,9 @@ def splits_export(dataset, seed, overrides, data_root, output):
     s = _build_split(dataset, seed, overrides, data_root)
     text = json.dumps(s.to_json(), sort_keys=True)
     atomic_write_text(Path(output), text)
-    click.echo(f"wrote {output} (split hash {s.hash}, sha256 "
-               f"{hashlib.sha256(text.encode()).hexdigest()})")
+    click.echo(
+        f"wrote {output} (split hash {s.hash}, sha256 {hashlib.sha256(text.encode()).hexdigest()})"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

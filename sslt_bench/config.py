@@ -112,9 +112,7 @@ def build_config(
     return cfg
 
 
-def split_overrides(
-    pairs: list[str], groups: Mapping[str, type]
-) -> dict[str, dict[str, str]]:
+def split_overrides(pairs: list[str], groups: Mapping[str, type]) -> dict[str, dict[str, str]]:
     """Route ``key=value`` strings to the config group that owns the key.
 
     A key may be qualified (``method.lr=0.05``, ``data.imbalance_ratio=10``); an unqualified key

@@ -94,8 +94,11 @@ class FileSource(ImageSource):
         """Decode with ``workers`` processes; pinned memory and async copies on CUDA."""
         ds = _FileDataset(self.paths, self.image_size, self.channels)
         loader = torch.utils.data.DataLoader(
-            ds, batch_sampler=[list(map(int, b)) for b in batches], num_workers=workers,
-            pin_memory=device.type == "cuda", persistent_workers=False,
+            ds,
+            batch_sampler=[list(map(int, b)) for b in batches],
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
         )
         for images in loader:
             yield images.to(device, non_blocking=True)

@@ -40,8 +40,11 @@ def lr_at(step: Train | TrainHead, it: int, total: int, steps_per_epoch: int) ->
         return 0.5 * base * (1 + math.cos(math.pi * it / max(total, 1)))
     if schedule == "step":
         epoch_frac = it / max(total, 1)
-        return base * 0.01 ** sum(epoch_frac >= m for m in step.milestones) if step.milestones \
+        return (
+            base * 0.01 ** sum(epoch_frac >= m for m in step.milestones)
+            if step.milestones
             else base
+        )
     return base
 
 
@@ -57,8 +60,9 @@ class Loader:
 
     def images(self, batches: list[np.ndarray]) -> Iterator[torch.Tensor]:
         """uint8 images of each batch of item ids."""
-        return self.source.iter_batches([self.item_src[b] for b in batches], self.device,
-                                        self.workers)
+        return self.source.iter_batches(
+            [self.item_src[b] for b in batches], self.device, self.workers
+        )
 
 
 def amp_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -70,10 +74,18 @@ def amp_context(device: torch.device, amp: str) -> contextlib.AbstractContextMan
 
 
 def train_epoch(
-    step: Train, ctx: StepContext, loader: Loader, pool_ids: torch.Tensor,
-    pool_labels: torch.Tensor, unl_ids: torch.Tensor, opt: torch.optim.Optimizer,
-    amp: str = "none", scaler: torch.amp.GradScaler | None = None,
-    rank: int = 0, world_size: int = 1, progress=None,
+    step: Train,
+    ctx: StepContext,
+    loader: Loader,
+    pool_ids: torch.Tensor,
+    pool_labels: torch.Tensor,
+    unl_ids: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    amp: str = "none",
+    scaler: torch.amp.GradScaler | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    progress=None,
 ) -> dict[str, float]:
     """Run one epoch; returns mean loss, images seen and the method's logged values."""
     gen, device = ctx.generator, ctx.device
@@ -86,8 +98,9 @@ def train_epoch(
         ub = step.unlabeled.mu * step.batch_size
         need = ub * len(batches)
         reps = math.ceil(need / max(len(unl_ids), 1))
-        u_order = torch.cat([unl_ids[torch.randperm(len(unl_ids), generator=gen)]
-                             for _ in range(max(reps, 1))])[:need]
+        u_order = torch.cat(
+            [unl_ids[torch.randperm(len(unl_ids), generator=gen)] for _ in range(max(reps, 1))]
+        )[:need]
         u_batches = [b.numpy()[rank::world_size] for b in u_order.split(ub)]
     aug_seed = int(torch.randint(2**62, (1,), generator=gen))
     aug_gen = torch.Generator().manual_seed(aug_seed)
@@ -101,8 +114,12 @@ def train_epoch(
         for group in opt.param_groups:
             group["lr"] = lr
         ids = pool_ids[b].to(device)
-        batch = Batch(x=loader.augmenter(xb, step.view, aug_gen),
-                      y=pool_labels[b].to(device), idx=ids, num_labeled=ctx.num_labeled)
+        batch = Batch(
+            x=loader.augmenter(xb, step.view, aug_gen),
+            y=pool_labels[b].to(device),
+            idx=ids,
+            num_labeled=ctx.num_labeled,
+        )
         if u_batches:
             ub_imgs = next(u_iter)
             batch.u = {v: loader.augmenter(ub_imgs, v, aug_gen) for v in step.unlabeled.views}
@@ -111,8 +128,10 @@ def train_epoch(
             out = step.loss(batch, ctx)
         loss, logs = out if isinstance(out, tuple) else (out, {})
         if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"non-finite loss {loss.item()} in step {step.name!r}, "
-                                f"epoch {ctx.epoch + 1}, batch {i + 1}")
+            raise NonFiniteLoss(
+                f"non-finite loss {loss.item()} in step {step.name!r}, "
+                f"epoch {ctx.epoch + 1}, batch {i + 1}"
+            )
         opt.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -138,8 +157,14 @@ def train_epoch(
 
 @torch.no_grad()
 def embed_items(
-    model: nn.Module, source: ImageSource, src_idx: np.ndarray, augmenter: Augmenter,
-    device: torch.device, batch_size: int = 512, workers: int = 0, amp: str = "none",
+    model: nn.Module,
+    source: ImageSource,
+    src_idx: np.ndarray,
+    augmenter: Augmenter,
+    device: torch.device,
+    batch_size: int = 512,
+    workers: int = 0,
+    amp: str = "none",
 ) -> torch.Tensor:
     """Features f(x) of the given source indices (eval mode, no augmentation), on device."""
     was = model.training
@@ -159,22 +184,30 @@ def predict(model: nn.Module, head: str, feats: torch.Tensor) -> torch.Tensor:
     """Predicted labels of a head on features."""
     was = model.training
     model.eval()
-    out = torch.cat([model.heads[head](f).argmax(1) for f in feats.split(4096)]) \
-        if len(feats) else torch.empty(0, dtype=torch.long)
+    out = (
+        torch.cat([model.heads[head](f).argmax(1) for f in feats.split(4096)])
+        if len(feats)
+        else torch.empty(0, dtype=torch.long)
+    )
     model.train(was)
     return out.cpu()
 
 
 def train_head_on_features(
-    step: TrainHead, model: nn.Module, feats: torch.Tensor, labels: torch.Tensor,
-    gen: torch.Generator, num_classes: int,
+    step: TrainHead,
+    model: nn.Module,
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    gen: torch.Generator,
+    num_classes: int,
 ) -> float:
     """Train ``model.heads[step.head]`` on fixed features; returns the last epoch's mean loss."""
     head = model.heads[step.head]
     head.train()
     params = list(head.parameters())
-    opt = torch.optim.SGD(params, lr=step.lr, momentum=step.momentum,
-                          weight_decay=step.weight_decay)
+    opt = torch.optim.SGD(
+        params, lr=step.lr, momentum=step.momentum, weight_decay=step.weight_decay
+    )
     last = float("nan")
     steps_per_epoch = None
     for epoch in range(step.epochs):
@@ -193,6 +226,6 @@ def train_head_on_features(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total_loss += float(loss)
+            total_loss += float(loss.detach())
         last = total_loss / max(len(batches), 1)
     return last

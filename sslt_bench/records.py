@@ -28,8 +28,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise UsageError(f"cannot write to {path.parent}: {exc.strerror}; choose a writable "
-                         "folder with --out") from None
+        raise UsageError(
+            f"cannot write to {path.parent}: {exc.strerror}; choose a writable folder with --out"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -59,8 +60,9 @@ def check_writable(folder: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe."):
             pass
     except OSError as exc:
-        raise UsageError(f"results folder {folder} is not writable ({exc.strerror}); "
-                         "choose another with --out") from None
+        raise UsageError(
+            f"results folder {folder} is not writable ({exc.strerror}); choose another with --out"
+        ) from None
 
 
 def iter_record_files(folders: Iterable[Path]) -> list[Path]:
@@ -95,10 +97,21 @@ def git_revision() -> str:
     """The git commit of the sslt-bench checkout (``+dirty`` if modified), or ``unknown``."""
     here = Path(__file__).resolve().parent
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here,
-                             capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

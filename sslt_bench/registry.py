@@ -101,6 +101,19 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
+def import_submodules(package: str, path: list[str]) -> None:
+    """Import every module of ``package`` except ``base`` and private ``_*`` ones, in name order.
+
+    Used by the built-in ``methods`` and ``datasets`` packages so a new entry is one new file.
+    Import errors propagate.
+    """
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
+        if info.name != "base" and not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")
+
+
 METHODS: Registry = Registry("method", ("sslt_bench.methods",), "sslt_bench.methods")
 DATASETS: Registry = Registry("data set", ("sslt_bench.datasets",), "sslt_bench.datasets")
 MODELS: Registry = Registry("backbone", ("sslt_bench.models",), "sslt_bench.models")

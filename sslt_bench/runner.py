@@ -30,8 +30,8 @@ from .ema import make_ema
 from .engine import Loader, NonFiniteLoss, embed_items, predict, train_epoch
 from .engine import train_head_on_features as _train_head
 from .errors import UsageError, choices_error
-from .metrics import accuracy_report
 from .methods.base import DataInfo, Method
+from .metrics import accuracy_report
 from .models import build_model
 from .records import RECORD_VERSION, atomic_write_json, check_writable, git_revision
 from .registry import DATASETS, METHODS, MODELS
@@ -86,14 +86,17 @@ class Runner:
             raise UsageError(f"seed must be in [0, 2**31), got {spec.seed}/{spec.split_seed}")
         self.method_cls: type[Method] = METHODS.get(spec.method)
         self.builder = DATASETS.get(spec.dataset)
-        routed = split_overrides(list(spec.overrides),
-                                 {"method": self.method_cls.Config, "data": self.builder.Params})
+        routed = split_overrides(
+            list(spec.overrides), {"method": self.method_cls.Config, "data": self.builder.Params}
+        )
         self.data_params = build_config(self.builder.Params, "paper", routed["data"])
         fields = field_types(self.method_cls.Config)
-        hints = {k: v for k, v in getattr(self.builder, "hints", {}).get(spec.profile, {}).items()
-                 if k in fields}
-        self.cfg = build_config(self.method_cls.Config, spec.profile,
-                                {**hints, **routed["method"]})
+        hints = {
+            k: v
+            for k, v in getattr(self.builder, "hints", {}).get(spec.profile, {}).items()
+            if k in fields
+        }
+        self.cfg = build_config(self.method_cls.Config, spec.profile, {**hints, **routed["method"]})
         self.backbone = self.cfg.backbone or "resnet32"
         MODELS.get(self.backbone)
         self.device = resolve_device(spec.device)
@@ -101,19 +104,25 @@ class Runner:
 
     def _load_data(self) -> SSLTData:
         root = self.spec.data_root or os.environ.get("SSLT_DATA")
-        data = self.builder.build(self.data_params, self.spec.split_seed,
-                                  Path(root) if root else None)
+        data = self.builder.build(
+            self.data_params, self.spec.split_seed, Path(root) if root else None
+        )
         if self.spec.split_file:
             split = Split.load(self.spec.split_file)
-            mismatch = split.dataset != data.split.dataset or \
-                split.num_classes != data.split.num_classes or \
-                max(split.labeled_idx.max(initial=0), split.unlabeled_idx.max(initial=0)) \
-                >= len(data.train) or split.test_idx.max(initial=0) >= len(data.test)
+            mismatch = (
+                split.dataset != data.split.dataset
+                or split.num_classes != data.split.num_classes
+                or max(split.labeled_idx.max(initial=0), split.unlabeled_idx.max(initial=0))
+                >= len(data.train)
+                or split.test_idx.max(initial=0) >= len(data.test)
+            )
             if mismatch:
-                raise UsageError(f"split file {self.spec.split_file} (data set {split.dataset}, "
-                                 f"{split.num_classes} classes) does not match data set "
-                                 f"{data.split.dataset} with {data.split.num_classes} classes "
-                                 f"and {len(data.train)} train images")
+                raise UsageError(
+                    f"split file {self.spec.split_file} (data set {split.dataset}, "
+                    f"{split.num_classes} classes) does not match data set "
+                    f"{data.split.dataset} with {data.split.num_classes} classes "
+                    f"and {len(data.train)} train images"
+                )
             data.split = split
         return data
 
@@ -125,13 +134,22 @@ class Runner:
         split = data.split
         backbone = self.backbone
         identity = {
-            "method": spec.method, "dataset": spec.dataset, "split_hash": split.hash,
-            "config": _digest({"method": to_dict(self.cfg), "data": to_dict(self.data_params),
-                               "backbone": backbone, "profile": spec.profile}),
+            "method": spec.method,
+            "dataset": spec.dataset,
+            "split_hash": split.hash,
+            "config": _digest(
+                {
+                    "method": to_dict(self.cfg),
+                    "data": to_dict(self.data_params),
+                    "backbone": backbone,
+                    "profile": spec.profile,
+                }
+            ),
             "seed": spec.seed,
         }
-        run_id = (f"{spec.dataset}__{spec.method}__{spec.profile}__seed{spec.seed}"
-                  f"__{_digest(identity)}")
+        run_id = (
+            f"{spec.dataset}__{spec.method}__{spec.profile}__seed{spec.seed}__{_digest(identity)}"
+        )
         out = Path(spec.out)
         ckpt_path = out / "checkpoints" / f"{run_id}.pt"
         record_path = out / "records" / f"{run_id}.json"
@@ -139,20 +157,39 @@ class Runner:
         self._seed_all(spec.seed)
         gen = torch.Generator().manual_seed(spec.seed)
         counts = split.labeled_counts
-        info = DataInfo(split.num_classes, counts, len(split.labeled_idx),
-                        len(split.unlabeled_idx), data.channels, data.image_size)
+        info = DataInfo(
+            split.num_classes,
+            counts,
+            len(split.labeled_idx),
+            len(split.unlabeled_idx),
+            data.channels,
+            data.image_size,
+        )
         method = self.method_cls(self.cfg, info)
-        model = build_model(backbone, data.channels, data.image_size, split.num_classes,
-                            method.heads, method.extra_heads).to(self.device)
+        model = build_model(
+            backbone,
+            data.channels,
+            data.image_size,
+            split.num_classes,
+            method.heads,
+            method.extra_heads,
+        ).to(self.device)
         cuda = self.device.type == "cuda"
         channels_last = spec.channels_last if spec.channels_last is not None else cuda
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         amp = ("bf16" if cuda else "none") if spec.amp == "auto" else spec.amp
-        ctx = StepContext(model=model, ema=None, state={}, num_classes=split.num_classes,
-                          labeled_counts=torch.as_tensor(counts, device=self.device),
-                          num_labeled=info.num_labeled, num_unlabeled=info.num_unlabeled,
-                          device=self.device, generator=gen)
+        ctx = StepContext(
+            model=model,
+            ema=None,
+            state={},
+            num_classes=split.num_classes,
+            labeled_counts=torch.as_tensor(counts, device=self.device),
+            num_labeled=info.num_labeled,
+            num_unlabeled=info.num_unlabeled,
+            device=self.device,
+            generator=gen,
+        )
         augmenter = Augmenter(data.mean, data.std, data.crop_padding, data.flip, self.device)
         item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
         loader = Loader(data.train, item_src, augmenter, self.device, spec.workers)
@@ -175,18 +212,31 @@ class Runner:
                 resumed = dict(progress)
 
         def checkpoint(opt: torch.optim.Optimizer | None) -> None:
-            save_checkpoint(ckpt_path, {
-                "identity": identity, "model": model.state_dict(),
-                "ema": ctx.ema.state_dict() if ctx.ema is not None else None,
-                "state": {k: v.cpu() for k, v in ctx.state.items()},
-                "optimizer": opt.state_dict() if opt is not None else None,
-                "history": history, "progress": progress, "rng": rng_state(gen),
-            })
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "identity": identity,
+                    "model": model.state_dict(),
+                    "ema": ctx.ema.state_dict() if ctx.ema is not None else None,
+                    "state": {k: v.cpu() for k, v in ctx.state.items()},
+                    "optimizer": opt.state_dict() if opt is not None else None,
+                    "history": history,
+                    "progress": progress,
+                    "rng": rng_state(gen),
+                },
+            )
 
         def evaluate(head: str, use_ema: bool) -> dict[str, Any]:
             net = ctx.ema if use_ema and ctx.ema is not None else model
-            feats = embed_items(net, data.test, split.test_idx, augmenter, self.device,
-                                workers=spec.workers, amp=amp)
+            feats = embed_items(
+                net,
+                data.test,
+                split.test_idx,
+                augmenter,
+                self.device,
+                workers=spec.workers,
+                amp=amp,
+            )
             pred = predict(net, head, feats).numpy()
             return accuracy_report(pred, split.test_y, split.class_split, split.num_classes)
 
@@ -195,64 +245,124 @@ class Runner:
                 if si < progress["step"]:
                     continue
                 if isinstance(step, Train):
-                    opt = self._run_train(step, ctx, loader, split, progress, history,
-                                          opt_state, amp, checkpoint, evaluate, method)
+                    self._run_train(
+                        step,
+                        ctx,
+                        loader,
+                        split,
+                        progress,
+                        history,
+                        opt_state,
+                        amp,
+                        checkpoint,
+                        evaluate,
+                        method,
+                    )
                     opt_state = None
                 elif isinstance(step, TrainHead):
                     pool_ids, labels = self._pool(step.pool, split, ctx)
-                    feats = embed_items(model, data.train, item_src[pool_ids.numpy()],
-                                        augmenter, self.device, workers=spec.workers, amp=amp)
+                    feats = embed_items(
+                        model,
+                        data.train,
+                        item_src[pool_ids.numpy()],
+                        augmenter,
+                        self.device,
+                        workers=spec.workers,
+                        amp=amp,
+                    )
                     if step.reset:
                         model.reset_head(step.head, gen)
                     loss = _train_head(step, model, feats, labels, gen, split.num_classes)
-                    history["epochs"].append({"step": step.name, "epoch": step.epochs,
-                                              "loss": loss})
+                    history["epochs"].append(
+                        {"step": step.name, "epoch": step.epochs, "loss": loss}
+                    )
                 elif isinstance(step, PseudoLabel):
                     net = ctx.ema if step.ema and ctx.ema is not None else model
-                    feats = embed_items(net, data.train, split.unlabeled_idx, augmenter,
-                                        self.device, workers=spec.workers, amp=amp)
+                    feats = embed_items(
+                        net,
+                        data.train,
+                        split.unlabeled_idx,
+                        augmenter,
+                        self.device,
+                        workers=spec.workers,
+                        amp=amp,
+                    )
                     pseudo = predict(net, step.head, feats)
                     ctx.state[step.key] = pseudo.to(self.device)
-                    rep = accuracy_report(pseudo.numpy(), split.unlabeled_y_hidden,
-                                          split.class_split, split.num_classes)
+                    rep = accuracy_report(
+                        pseudo.numpy(),
+                        split.unlabeled_y_hidden,
+                        split.class_split,
+                        split.num_classes,
+                    )
                     history["pseudo_labels"].append({"step": step.name, **rep})
                 elif isinstance(step, Evaluate):
-                    history["evals"].append({"step": step.name,
-                                             **evaluate(step.head, step.ema)})
+                    history["evals"].append({"step": step.name, **evaluate(step.head, step.ema)})
                 elif isinstance(step, Call):
                     step.fn(ctx)
                 progress["step"], progress["epoch"] = si + 1, 0
                 checkpoint(None)
         except NonFiniteLoss as exc:
-            record = self._record(data, backbone, identity, run_id, history, progress, t0,
-                                  None, status="failed", error=f"{spec.method}: {exc}")
+            record = self._record(
+                data,
+                backbone,
+                identity,
+                run_id,
+                history,
+                progress,
+                t0,
+                None,
+                status="failed",
+                error=f"{spec.method}: {exc}",
+            )
             atomic_write_json(record_path, record)
-            raise UsageError(f"run failed: {spec.method}: {exc}; record marked failed at "
-                             f"{record_path}") from None
+            raise UsageError(
+                f"run failed: {spec.method}: {exc}; record marked failed at {record_path}"
+            ) from None
 
         metrics = evaluate(method.eval_head, method.eval_ema)
-        record = self._record(data, backbone, identity, run_id, history, progress, t0, metrics,
-                              resumed=resumed)
+        record = self._record(
+            data, backbone, identity, run_id, history, progress, t0, metrics, resumed=resumed
+        )
         atomic_write_json(record_path, record)
         record["_path"] = str(record_path)
         return record
 
-    def _run_train(self, step, ctx, loader, split, progress, history, opt_state, amp,
-                   checkpoint, evaluate, method) -> torch.optim.Optimizer:
+    def _run_train(
+        self,
+        step,
+        ctx,
+        loader,
+        split,
+        progress,
+        history,
+        opt_state,
+        amp,
+        checkpoint,
+        evaluate,
+        method,
+    ) -> torch.optim.Optimizer:
         model = ctx.model
         for name in step.reset_heads if progress["epoch"] == 0 else ():
             model.reset_head(name, ctx.generator)
         if step.ema_decay is not None and ctx.ema is None:
             ctx.ema = make_ema(model)
         params = self._params(model, step.params)
-        opt = torch.optim.SGD(params, lr=step.lr, momentum=step.momentum,
-                              weight_decay=step.weight_decay, nesterov=step.nesterov)
+        opt = torch.optim.SGD(
+            params,
+            lr=step.lr,
+            momentum=step.momentum,
+            weight_decay=step.weight_decay,
+            nesterov=step.nesterov,
+        )
         if opt_state is not None:
             opt.load_state_dict(opt_state)
         scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
         pool_ids, labels = self._pool(step.pool, split, ctx)
-        unl_ids = torch.arange(0 if step.unlabeled and step.unlabeled.include_labeled
-                               else ctx.num_labeled, ctx.num_labeled + ctx.num_unlabeled)
+        unl_ids = torch.arange(
+            0 if step.unlabeled and step.unlabeled.include_labeled else ctx.num_labeled,
+            ctx.num_labeled + ctx.num_unlabeled,
+        )
         bar = self._bar(step, progress["epoch"])
         for epoch in range(progress["epoch"], step.epochs):
             ctx.epoch, ctx.epochs = epoch, step.epochs
@@ -260,8 +370,9 @@ class Runner:
             if "embed" not in step.params:
                 model.embed.eval()
             t = time.time()
-            stats = train_epoch(step, ctx, loader, pool_ids, labels, unl_ids, opt, amp, scaler,
-                                progress=bar)
+            stats = train_epoch(
+                step, ctx, loader, pool_ids, labels, unl_ids, opt, amp, scaler, progress=bar
+            )
             if step.on_epoch_end is not None:
                 step.on_epoch_end(ctx)
             progress["train_time"] += time.time() - t
@@ -270,8 +381,7 @@ class Runner:
             every = self.spec.eval_every
             if every and ((epoch + 1) % every == 0 or epoch + 1 == step.epochs):
                 head = "random" if "random" in ctx.model.heads else method.eval_head
-                entry["test"] = {k: v for k, v in evaluate(head, False).items()
-                                 if k != "per_class"}
+                entry["test"] = {k: v for k, v in evaluate(head, False).items() if k != "per_class"}
             history["epochs"].append(entry)
             progress["epoch"] = epoch + 1
             if bar is not None:
@@ -286,8 +396,14 @@ class Runner:
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=step.epochs, initial=start, desc=f"{self.spec.method}:{step.name}",
-                    unit="ep", leave=False, dynamic_ncols=True)
+        return tqdm(
+            total=step.epochs,
+            initial=start,
+            desc=f"{self.spec.method}:{step.name}",
+            unit="ep",
+            leave=False,
+            dynamic_ncols=True,
+        )
 
     @staticmethod
     def _params(model, names: tuple[str, ...]) -> list[torch.nn.Parameter]:
@@ -295,8 +411,13 @@ class Runner:
         for p in model.parameters():
             p.requires_grad_(False)
         for name in names:
-            module = model.embed if name == "embed" else model.heads if name == "heads" else \
-                model.heads[name.split(".", 1)[1]]
+            module = (
+                model.embed
+                if name == "embed"
+                else model.heads
+                if name == "heads"
+                else model.heads[name.split(".", 1)[1]]
+            )
             chosen.extend(module.parameters())
         for p in chosen:
             p.requires_grad_(True)
@@ -323,25 +444,55 @@ class Runner:
             torch.backends.cudnn.benchmark = False
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
-    def _record(self, data, backbone, identity, run_id, history, progress, t0, metrics,
-                status: str = "ok", error: str | None = None, resumed=None) -> dict[str, Any]:
+    def _record(
+        self,
+        data,
+        backbone,
+        identity,
+        run_id,
+        history,
+        progress,
+        t0,
+        metrics,
+        status: str = "ok",
+        error: str | None = None,
+        resumed=None,
+    ) -> dict[str, Any]:
         spec, split = self.spec, data.split
         return {
-            "kind": "sslt-bench-result", "version": RECORD_VERSION, "status": status,
-            "error": error, "run_id": run_id, "method": spec.method, "dataset": spec.dataset,
-            "profile": spec.profile, "seed": spec.seed, "split_seed": spec.split_seed,
-            "backbone": backbone, "method_config": to_dict(self.cfg),
-            "data_params": to_dict(self.data_params), "overrides": list(spec.overrides),
-            "split_hash": split.hash, "split": split.summary(), "config_hash":
-            identity["config"], "metrics": metrics, "history": history,
-            "wall_time_s": round(time.time() - t0, 3), "train_time_s":
-            round(progress["train_time"], 3), "train_images": progress["images"],
-            "train_images_per_s": round(progress["images"] / max(progress["train_time"], 1e-9),
-                                        1),
-            "resumed_from": resumed, "device": str(self.device),
-            "device_name": torch.cuda.get_device_name() if self.device.type == "cuda"
-            else platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "sslt_bench": __version__, "git": git_revision(),
-            "host": platform.node(), "python": platform.python_version(),
+            "kind": "sslt-bench-result",
+            "version": RECORD_VERSION,
+            "status": status,
+            "error": error,
+            "run_id": run_id,
+            "method": spec.method,
+            "dataset": spec.dataset,
+            "profile": spec.profile,
+            "seed": spec.seed,
+            "split_seed": spec.split_seed,
+            "backbone": backbone,
+            "method_config": to_dict(self.cfg),
+            "data_params": to_dict(self.data_params),
+            "overrides": list(spec.overrides),
+            "split_hash": split.hash,
+            "split": split.summary(),
+            "config_hash": identity["config"],
+            "metrics": metrics,
+            "history": history,
+            "wall_time_s": round(time.time() - t0, 3),
+            "train_time_s": round(progress["train_time"], 3),
+            "train_images": progress["images"],
+            "train_images_per_s": round(progress["images"] / max(progress["train_time"], 1e-9), 1),
+            "resumed_from": resumed,
+            "device": str(self.device),
+            "device_name": torch.cuda.get_device_name()
+            if self.device.type == "cuda"
+            else platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "sslt_bench": __version__,
+            "git": git_revision(),
+            "host": platform.node(),
+            "python": platform.python_version(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

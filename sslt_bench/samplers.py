@@ -46,7 +46,10 @@ def epoch_order(
 
 
 def to_batches(
-    order: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1,
+    order: torch.Tensor,
+    batch_size: int,
+    rank: int = 0,
+    world_size: int = 1,
     num_batches: int | None = None,
 ) -> list[np.ndarray]:
     """Cut a global order into per-rank batches of ``batch_size // world_size`` items.

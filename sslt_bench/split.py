@@ -52,8 +52,15 @@ class Split:
     unlabeled_y_hidden: np.ndarray = field(repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("labeled_idx", "labeled_y", "unlabeled_idx", "test_idx", "test_y",
-                     "class_split", "unlabeled_y_hidden"):
+        for name in (
+            "labeled_idx",
+            "labeled_y",
+            "unlabeled_idx",
+            "test_idx",
+            "test_y",
+            "class_split",
+            "unlabeled_y_hidden",
+        ):
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.int64))
         if len(np.intersect1d(self.labeled_idx, self.unlabeled_idx)):
             raise ValueError("labeled and unlabeled sets overlap")
@@ -82,8 +89,15 @@ class Split:
     def hash(self) -> str:
         """sha256 (first 16 hex digits) of the split's content."""
         h = hashlib.sha256()
-        for arr in (self.labeled_idx, self.labeled_y, self.unlabeled_idx,
-                    self.unlabeled_y_hidden, self.test_idx, self.test_y, self.class_split):
+        for arr in (
+            self.labeled_idx,
+            self.labeled_y,
+            self.unlabeled_idx,
+            self.unlabeled_y_hidden,
+            self.test_idx,
+            self.test_y,
+            self.class_split,
+        ):
             h.update(np.ascontiguousarray(arr, dtype="<i8").tobytes())
             h.update(b"|")
         h.update(json.dumps(list(self.class_names)).encode())
@@ -108,12 +122,17 @@ class Split:
     def to_json(self) -> dict[str, Any]:
         """Every item list, for ``splits export``."""
         return {
-            "dataset": self.dataset, "params": self.params, "seed": self.seed,
-            "class_names": list(self.class_names), "hash": self.hash,
-            "labeled_idx": self.labeled_idx.tolist(), "labeled_y": self.labeled_y.tolist(),
+            "dataset": self.dataset,
+            "params": self.params,
+            "seed": self.seed,
+            "class_names": list(self.class_names),
+            "hash": self.hash,
+            "labeled_idx": self.labeled_idx.tolist(),
+            "labeled_y": self.labeled_y.tolist(),
             "unlabeled_idx": self.unlabeled_idx.tolist(),
             "unlabeled_y_hidden": self.unlabeled_y_hidden.tolist(),
-            "test_idx": self.test_idx.tolist(), "test_y": self.test_y.tolist(),
+            "test_idx": self.test_idx.tolist(),
+            "test_y": self.test_y.tolist(),
             "class_split": self.class_split.tolist(),
         }
 
@@ -121,15 +140,23 @@ class Split:
     def from_json(cls, obj: dict[str, Any]) -> Split:
         """Inverse of :meth:`to_json`; checks the stored hash."""
         split = cls(
-            dataset=obj["dataset"], params=obj["params"], seed=obj["seed"],
-            class_names=tuple(obj["class_names"]), labeled_idx=obj["labeled_idx"],
-            labeled_y=obj["labeled_y"], unlabeled_idx=obj["unlabeled_idx"],
-            test_idx=obj["test_idx"], test_y=obj["test_y"], class_split=obj["class_split"],
+            dataset=obj["dataset"],
+            params=obj["params"],
+            seed=obj["seed"],
+            class_names=tuple(obj["class_names"]),
+            labeled_idx=obj["labeled_idx"],
+            labeled_y=obj["labeled_y"],
+            unlabeled_idx=obj["unlabeled_idx"],
+            test_idx=obj["test_idx"],
+            test_y=obj["test_y"],
+            class_split=obj["class_split"],
             unlabeled_y_hidden=obj["unlabeled_y_hidden"],
         )
         if obj.get("hash") not in (None, split.hash):
-            raise UsageError(f"split file hash {obj['hash']} does not match its content "
-                             f"({split.hash}): the file was edited or is corrupt")
+            raise UsageError(
+                f"split file hash {obj['hash']} does not match its content "
+                f"({split.hash}): the file was edited or is corrupt"
+            )
         return split
 
     @classmethod

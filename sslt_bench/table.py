@@ -16,8 +16,14 @@ METRICS = ("overall", "many", "medium", "few")
 
 def group_key(rec: dict[str, Any]) -> tuple:
     """The configuration a run belongs to (everything but the training seed)."""
-    return (rec["dataset"], rec["method"], rec["profile"], rec["backbone"],
-            rec.get("config_hash"), rec["split_hash"])
+    return (
+        rec["dataset"],
+        rec["method"],
+        rec["profile"],
+        rec["backbone"],
+        rec.get("config_hash"),
+        rec["split_hash"],
+    )
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -39,9 +45,15 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for key, recs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         recs.sort(key=lambda r: r["seed"])
         row: dict[str, Any] = {
-            "dataset": key[0], "method": key[1], "profile": key[2], "backbone": key[3],
-            "config_hash": key[4], "split_hash": key[5], "seeds": [r["seed"] for r in recs],
-            "n": len(recs), "records": recs,
+            "dataset": key[0],
+            "method": key[1],
+            "profile": key[2],
+            "backbone": key[3],
+            "config_hash": key[4],
+            "split_hash": key[5],
+            "seeds": [r["seed"] for r in recs],
+            "n": len(recs),
+            "records": recs,
         }
         for m in METRICS:
             row[m], row[m + "_std"] = mean_std([r["metrics"].get(m) for r in recs])
@@ -61,7 +73,19 @@ def simple_table(records: list[dict[str, Any]]) -> str:
     from tabulate import tabulate
 
     rows = aggregate(records)
-    body = [[r["dataset"], r["method"], r["profile"], r["backbone"], r["n"],
-             *(fmt(r[m], r[m + "_std"], r["n"]) for m in METRICS)] for r in rows]
-    return tabulate(body, headers=["dataset", "method", "profile", "backbone", "seeds",
-                                   *METRICS], tablefmt="simple")
+    body = [
+        [
+            r["dataset"],
+            r["method"],
+            r["profile"],
+            r["backbone"],
+            r["n"],
+            *(fmt(r[m], r[m + "_std"], r["n"]) for m in METRICS),
+        ]
+        for r in rows
+    ]
+    return tabulate(
+        body,
+        headers=["dataset", "method", "profile", "backbone", "seeds", *METRICS],
+        tablefmt="simple",
+    )

@@ -28,13 +28,26 @@ class DatasetBuilder:
     #: Method settings this data set needs per profile (below the user's ``--set``, above the
     #: method's profile): the default ``backbone`` and, for tiny data, a smaller ``batch_size``.
     hints: ClassVar[dict[str, dict[str, object]]] = {
-        "quick": {"backbone": "resnet20"}, "paper": {"backbone": "resnet32"},
+        "quick": {"backbone": "resnet20"},
+        "paper": {"backbone": "resnet32"},
     }
 
     @classmethod
     def build(cls, params, seed: int, root: Path | None) -> SSLTData:
         """Build the data and its split for ``seed``; ``root`` is ``--data-root``/SSLT_DATA."""
         raise NotImplementedError
+
+    @classmethod
+    def smoke_fixture(cls, root: Path) -> tuple[Path | None, dict[str, str]]:
+        """Make a tiny stand-in of this data set under ``root`` for the smoke test.
+
+        The registry-driven test suite builds every registered data set from this fixture, so
+        a data set that reads files must write a few small files in its own layout here.
+
+        Returns:
+            (the ``--data-root`` to use or ``None``, ``--set`` overrides for a tiny split).
+        """
+        return None, {}
 
 
 def cache_dir() -> Path:

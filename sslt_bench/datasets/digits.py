@@ -50,14 +50,19 @@ class DigitsParams:
             raise UsageError("n_max and test_per_class must be >= 1")
 
 
-@register_dataset("digits-sslt", summary="sklearn digits (8x8, 10 classes), LT labeled + 4x "
-                  "unlabeled, balanced test; embedded default, no download")
+@register_dataset(
+    "digits-sslt",
+    summary="sklearn digits (8x8, 10 classes), LT labeled + 4x "
+    "unlabeled, balanced test; embedded default, no download",
+)
 class DigitsSSLT(DatasetBuilder):
     """scikit-learn digits as an SSLT benchmark (the embedded default)."""
 
     Params = DigitsParams
-    hints = {"quick": {"backbone": "small-cnn", "batch_size": 32},
-             "paper": {"backbone": "small-cnn", "batch_size": 32}}
+    hints = {
+        "quick": {"backbone": "small-cnn", "batch_size": 32},
+        "paper": {"backbone": "small-cnn", "batch_size": 32},
+    }
 
     @classmethod
     def build(cls, params: DigitsParams, seed: int, root: Path | None) -> SSLTData:
@@ -65,15 +70,19 @@ class DigitsSSLT(DatasetBuilder):
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        images = torch.from_numpy(
-            np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
-        )[:, None]
+        images = torch.from_numpy(np.round(digits.images * (255.0 / 16.0)).astype(np.uint8))[
+            :, None
+        ]
         labels = digits.target.astype(np.int64)
         rng = np.random.default_rng(seed)
-        test_idx = np.sort(np.concatenate([
-            rng.permutation(np.flatnonzero(labels == c))[: params.test_per_class]
-            for c in range(10)
-        ]))
+        test_idx = np.sort(
+            np.concatenate(
+                [
+                    rng.permutation(np.flatnonzero(labels == c))[: params.test_per_class]
+                    for c in range(10)
+                ]
+            )
+        )
         rest = np.setdiff1d(np.arange(len(labels)), test_idx)
         by_rank = exponential_counts(params.n_max, params.imbalance_ratio, 10)
         class_of_rank = rng.permutation(10)
@@ -83,10 +92,16 @@ class DigitsSSLT(DatasetBuilder):
         rest_labels[rest] = labels[rest]
         lab, unl = draw_per_class(rest_labels, n, n * params.unlabeled_factor, rng)
         split = Split(
-            dataset="digits-sslt", params=vars(params).copy(), seed=seed,
-            class_names=tuple(str(d) for d in range(10)), labeled_idx=lab,
-            labeled_y=labels[lab], unlabeled_idx=unl, test_idx=test_idx,
-            test_y=labels[test_idx], class_split=splits_by_rank(n, (3, 3, 4)),
+            dataset="digits-sslt",
+            params=vars(params).copy(),
+            seed=seed,
+            class_names=tuple(str(d) for d in range(10)),
+            labeled_idx=lab,
+            labeled_y=labels[lab],
+            unlabeled_idx=unl,
+            test_idx=test_idx,
+            test_y=labels[test_idx],
+            class_split=splits_by_rank(n, (3, 3, 4)),
             unlabeled_y_hidden=labels[unl],
         )
         source = TensorSource(images)

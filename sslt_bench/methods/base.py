@@ -42,6 +42,9 @@ class BaseConfig:
     head_epochs: int = 10
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"epochs": 30}}
+    #: Overrides that make a run a few steps long: the registry-driven smoke test runs every
+    #: method with these on a tiny split. Subclasses extend it with their own length fields.
+    SMOKE: ClassVar[dict[str, Any]] = {"epochs": 1, "head_epochs": 1}
 
     def validate(self) -> None:
         """Raise :class:`~sslt_bench.errors.UsageError` on out-of-range values."""
@@ -96,14 +99,23 @@ class Method:
     def train_kwargs(self) -> dict[str, Any]:
         """The optimiser settings of embedding training from the config."""
         c = self.cfg
-        return {"batch_size": c.batch_size, "lr": c.lr, "momentum": c.momentum,
-                "weight_decay": c.weight_decay}
+        return {
+            "batch_size": c.batch_size,
+            "lr": c.lr,
+            "momentum": c.momentum,
+            "weight_decay": c.weight_decay,
+        }
 
     def head_kwargs(self) -> dict[str, Any]:
         """The optimiser settings of classifier re-training from the config."""
         c = self.cfg
-        return {"batch_size": c.batch_size, "lr": c.lr, "momentum": c.momentum,
-                "weight_decay": c.weight_decay, "epochs": c.head_epochs}
+        return {
+            "batch_size": c.batch_size,
+            "lr": c.lr,
+            "momentum": c.momentum,
+            "weight_decay": c.weight_decay,
+            "epochs": c.head_epochs,
+        }
 
     @staticmethod
     def ce_loss(batch: Batch, ctx: StepContext, head: str = "random") -> Any:

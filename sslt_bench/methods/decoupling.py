@@ -21,8 +21,10 @@ def decoupling_init(method: Method) -> list[Step]:
     ]
 
 
-@register_method("decoupling", summary="Kang et al. 2020 cRT: random-sampled embedding, "
-                 "class-balanced classifier re-training")
+@register_method(
+    "decoupling",
+    summary="Kang et al. 2020 cRT: random-sampled embedding, class-balanced classifier re-training",
+)
 class Decoupling(Method):
     """Random-sampled embedding, then class-balanced classifier re-training (cRT)."""
 

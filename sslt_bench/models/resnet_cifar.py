@@ -24,6 +24,7 @@ class _Block(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual block output."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         short = x
@@ -55,6 +56,7 @@ class CifarResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features of a float batch."""
         x = F.relu(self.bn(self.conv(x)))
         x = self.layers(x)
         return F.adaptive_avg_pool2d(x, 1).flatten(1)

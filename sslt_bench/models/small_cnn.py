@@ -20,12 +20,17 @@ class SmallCNN(nn.Module):
             )
 
         self.body = nn.Sequential(
-            block(in_channels, width), block(width, 2 * width), nn.MaxPool2d(2),
-            block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            block(in_channels, width),
+            block(width, 2 * width),
+            nn.MaxPool2d(2),
+            block(2 * width, 4 * width),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.out_dim = 4 * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features of a float batch."""
         return self.body(x)
 
 

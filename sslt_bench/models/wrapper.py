@@ -23,6 +23,7 @@ class CosineLinear(nn.Module):
         self.weight.data.renorm_(2, 1, 1e-5).mul_(1e5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Cosine-similarity logits."""
         return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)
 
 
@@ -50,6 +51,7 @@ class SSLTModel(nn.Module):
         return self.embed.out_dim
 
     def forward(self, x: torch.Tensor, head: str = "random") -> torch.Tensor:
+        """Logits of ``head`` on the embedding of ``x``."""
         return self.heads[head](self.embed(x))
 
     def reset_head(self, name: str, generator: torch.Generator | None = None) -> None:
@@ -64,8 +66,12 @@ class SSLTModel(nn.Module):
 
 
 def build_model(
-    backbone: str, in_channels: int, image_size: int, num_classes: int,
-    heads: dict[str, str], extra_heads: dict[str, tuple[str, int]] | None = None,
+    backbone: str,
+    in_channels: int,
+    image_size: int,
+    num_classes: int,
+    heads: dict[str, str],
+    extra_heads: dict[str, tuple[str, int]] | None = None,
 ) -> SSLTModel:
     """Build a registered backbone with classifier heads.
 
