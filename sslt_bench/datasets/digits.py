@@ -2,11 +2,11 @@
 
 1,797 real 8x8 grey images of 10 digits. Per class, ``test_per_class`` images (default 30)
 form a balanced test set; from the rest, a long-tailed labeled set D with exponential counts
-n_i = n_max * ratio^(-i/9) (default n_max 28, ratio 10: 28 down to 2 per class, 104 images)
+n_i = n_max * ratio^(-i/9) (default n_max 28, ratio 10: 28 down to 2 per class, 109 images)
 and an unlabeled set U with ``unlabeled_factor`` (default 4) times the labeled count of every
 class. Which digit is the head class is a seeded permutation. Many/medium/few: the 3 most
 populated classes, the next 3, the last 4 (as CIFAR-10-SSLT).
-Default backbone: ``small-cnn`` with batch size 32 in both profiles (D has 104 images).
+Default backbone: ``small-cnn`` with batch size 32 in both profiles (D has 109 images).
 """
 
 from __future__ import annotations
