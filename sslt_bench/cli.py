@@ -1,4 +1,4 @@
-"""The ``sslt-bench`` command line: run, list, table, splits.
+"""The ``sslt-bench`` command line: run, sweep, list, table, splits.
 
 Bad input raises :class:`~sslt_bench.errors.UsageError`: one line on stderr, exit code 2, no
 traceback (``--debug`` shows it).
@@ -248,6 +248,96 @@ def splits_export(dataset, seed, overrides, data_root, output):
     click.echo(
         f"wrote {output} (split hash {s.hash}, sha256 {hashlib.sha256(text.encode()).hexdigest()})"
     )
+
+
+@cli.command()
+@click.option("--methods", required=True, help="Comma-separated registered methods.")
+@click.option("--datasets", required=True, help="Comma-separated registered data sets.")
+@click.option("--seeds", default="0", show_default=True, help="Seeds: 0-2, 0,1,2 or both.")
+@click.option("--split-seed", default=0, show_default=True, type=int, help="Split seed.")
+@click.option("--profile", default="quick", show_default=True, help="quick (CPU) or paper.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="For every run.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--out", default=str(RESULTS), show_default=True, help="Results folder.")
+@click.option("--data-root", default=None, help="Where data sets live (or SSLT_DATA).")
+@click.option("--workers", default=0, show_default=True, help="DataLoader workers per run.")
+@click.option(
+    "--amp",
+    default="auto",
+    type=click.Choice(["auto", "none", "bf16", "fp16"]),
+    show_default=True,
+    help="Mixed precision on CUDA (ignored on CPU).",
+)
+@click.option(
+    "--launcher",
+    default="local",
+    type=click.Choice(["local", "slurm"]),
+    show_default=True,
+    help="local subprocesses or Slurm jobs via submitit.",
+)
+@click.option("--jobs", default=1, show_default=True, help="Runs at once (local: processes).")
+@click.option("--slurm-partition", default=None, help="Slurm partition.")
+@click.option("--gpus-per-run", default=1, show_default=True, help="Slurm: GPUs (DDP ranks).")
+@click.option("--cpus-per-run", default=8, show_default=True, help="Slurm: CPUs per task.")
+@click.option("--timeout", default=24 * 60, show_default=True, help="Slurm: minutes per job.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Slurm: wait for jobs.")
+@click.option("--dry-run", is_flag=True, help="Only list what would run.")
+def sweep(
+    methods,
+    datasets,
+    seeds,
+    split_seed,
+    profile,
+    overrides,
+    device,
+    out,
+    data_root,
+    workers,
+    amp,
+    launcher,
+    jobs,
+    slurm_partition,
+    gpus_per_run,
+    cpus_per_run,
+    timeout,
+    wait,
+    dry_run,
+):
+    """Run every (data set, method, seed) whose ok result record is not yet in --out."""
+    from . import sweep as sw
+
+    if jobs < 1 or gpus_per_run < 0 or timeout < 1 or cpus_per_run < 1:
+        raise UsageError(
+            f"--jobs ({jobs}), --cpus-per-run ({cpus_per_run}) and --timeout ({timeout}) "
+            f"must be >= 1 and --gpus-per-run ({gpus_per_run}) >= 0"
+        )
+    base = _run_spec(
+        split_seed=split_seed,
+        profile=profile,
+        overrides=tuple(overrides),
+        device=device,
+        out=Path(out),
+        data_root=data_root,
+        workers=workers,
+        amp=amp,
+    )
+    runs = sw.expand(methods, datasets, seeds, base)
+    todo = [r for r in runs if r.existing is None]
+    click.echo(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} with a record already")
+    if dry_run:
+        for r in runs:
+            click.echo(f"  {'skip' if r.existing else 'run '} {r.label}")
+        return
+    if launcher == "local":
+        sw.run_local(runs, jobs, echo=click.echo)
+    elif todo:
+        ex = sw.slurm_executor(
+            Path(out) / "slurm", slurm_partition, gpus_per_run, timeout, cpus_per_run, jobs
+        )
+        sw.run_submitit(runs, ex, wait=wait, echo=click.echo)
+    click.echo(sw.summary(runs))
+    if any(r.status == "failed" for r in runs):
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -126,6 +126,22 @@ class Runner:
             data.split = split
         return data
 
+    def config_digest(self) -> str:
+        """The record's ``config_hash``: method config, data parameters, backbone, profile."""
+        return _digest(
+            {
+                "method": to_dict(self.cfg),
+                "data": to_dict(self.data_params),
+                "backbone": self.backbone,
+                "profile": self.spec.profile,
+            }
+        )
+
+    def run_prefix(self) -> str:
+        """Start of this run's record/checkpoint name (the rest is a digest incl. the split)."""
+        s = self.spec
+        return f"{s.dataset}__{s.method}__{s.profile}__seed{s.seed}__"
+
     # -- execution ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Execute the run and write its result record; returns the record."""
@@ -137,19 +153,10 @@ class Runner:
             "method": spec.method,
             "dataset": spec.dataset,
             "split_hash": split.hash,
-            "config": _digest(
-                {
-                    "method": to_dict(self.cfg),
-                    "data": to_dict(self.data_params),
-                    "backbone": backbone,
-                    "profile": spec.profile,
-                }
-            ),
+            "config": self.config_digest(),
             "seed": spec.seed,
         }
-        run_id = (
-            f"{spec.dataset}__{spec.method}__{spec.profile}__seed{spec.seed}__{_digest(identity)}"
-        )
+        run_id = f"{self.run_prefix()}{_digest(identity)}"
         out = Path(spec.out)
         ckpt_path = out / "checkpoints" / f"{run_id}.pt"
         record_path = out / "records" / f"{run_id}.json"
