@@ -211,10 +211,41 @@ def _with_split_opts(fn):
     return fn
 
 
+def _show_planned_counts(dataset, seed, overrides):
+    from .config import build_config, split_overrides
+
+    builder = DATASETS.get(dataset)
+    planned = getattr(builder, "planned_counts", None)
+    if planned is None:
+        raise UsageError(
+            f"data set {dataset!r} cannot show counts without its data; "
+            "drop --counts-only and pass --data-root"
+        )
+    routed = split_overrides(list(overrides), {"data": builder.Params})
+    info = planned(build_config(builder.Params, "paper", routed["data"]), seed)
+    lab, unl = info["labeled_counts"], info["unlabeled_counts"]
+    click.echo(
+        f"{dataset} seed {seed}: counts only (no images read, no split hash), "
+        f"{info['num_classes']} classes, {sum(lab)} labeled, {sum(unl)} unlabeled"
+    )
+    click.echo(f"labeled per class: max {max(lab)}, min {min(lab)}")
+    click.echo(
+        "split sizes (classes): " + ", ".join(f"{k} {v}" for k, v in info["split_sizes"].items())
+    )
+
+
 @splits.command("show")
 @_with_split_opts
-def splits_show(dataset, seed, overrides, data_root):
+@click.option(
+    "--counts-only",
+    is_flag=True,
+    help="Only the planned counts, without reading the data (imagenet-sslt).",
+)
+def splits_show(dataset, seed, overrides, data_root, counts_only):
     """Per-class labeled/unlabeled counts, many/medium/few sizes and the split hash."""
+    if counts_only:
+        _show_planned_counts(dataset, seed, overrides)
+        return
     s = _build_split(dataset, seed, overrides, data_root)
     info = s.summary()
     click.echo(
