@@ -205,6 +205,8 @@ def train_head_on_features(
     head = model.heads[step.head]
     head.train()
     params = list(head.parameters())
+    for p in params:  # a kept (not reset) head may be frozen by a previous Train step
+        p.requires_grad_(True)
     opt = torch.optim.SGD(
         params, lr=step.lr, momentum=step.momentum, weight_decay=step.weight_decay
     )
