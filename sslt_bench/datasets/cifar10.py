@@ -1,0 +1,302 @@
+"""cifar10-sslt: CIFAR-10-SSLT of the paper (Section 4.1; Cao et al. 2019 for the profile).
+
+Labeled D: n_i = floor(n_max * ratio^(-i/9)) images of CIFAR class i (airplane = head, truck =
+tail), at least 1 each; ratio 100 (default) or 1000. Unlabeled U: the same class distribution,
+``unlabeled_factor`` (5) times larger. The paper took U from Tiny Images (withdrawn), so by
+default U comes from the CIFAR-10 train images not in D, which needs n_max = 5000 // 6 = 833.
+Paper-faithful variant: ``--set unlabeled_source=POOL`` keeps the paper's n_max = 5000 and
+draws U class-proportionally from an external pool file: ``.npz`` (or a ``torch.save``-d
+dict) with ``images`` (uint8 ``[N, 32, 32, 3]`` or ``[N, 3, 32, 32]``) and ``labels``
+(``[N]``, class index or -1); the labels only select images per class and score pseudo-labels.
+Many/medium/few: the 3 most populated classes, the next 3, the last 4. Test: 10,000 images.
+
+Sources under ``--data-root``/SSLT_DATA, first found wins: ``cifar-10-batches-py`` (official
+pickles, ``--set download=true`` fetches them with torchvision), an ImageFolder copy
+``cifar10/{train,test}/<class>/*`` or ``{train,test}/<class>/*``, or ``cifar10-jpg.tar.gz``.
+Items are ordered class-major (original index or file name within a class), so the split is a
+function of (params, seed, per-class counts) only and identical for every source. Images are
+decoded once into a uint8 cache keyed by the source's content.
+Profiles: quick trains ResNet-20, paper ResNet-32 (the data set hints).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import SSLTData, TensorSource
+from ..errors import UsageError
+from ..registry import register_dataset
+from ..split import Split, draw_per_class, exponential_counts, splits_by_rank
+from . import _cache
+from ._folders import scan_class_folders
+from .base import DatasetBuilder, cache_dir
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer") + (
+    "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+PER_CLASS = 5000
+TARBALL = "cifar10-jpg.tar.gz"
+
+
+@dataclass
+class Cifar10Params:
+    """cifar10-sslt parameters.
+
+    Attributes:
+        imbalance_ratio: n_max / n_min of the labeled counts (100 or 1000 in the paper).
+        n_max: labeled images of the head class; ``None`` = 833 (U from CIFAR) or 5000 (U
+            from ``unlabeled_source``).
+        unlabeled_factor: |U_j| / |D_j| for every class j.
+        unlabeled_source: path of an external unlabeled pool (the paper-faithful variant).
+        download: fetch the official batches with torchvision when no copy is found.
+    """
+
+    imbalance_ratio: float = 100.0
+    n_max: int | None = None
+    unlabeled_factor: int = 5
+    unlabeled_source: str | None = None
+    download: bool = False
+
+    def validate(self) -> None:
+        """Reject impossible parameters with a one-line error."""
+        if self.imbalance_ratio < 1:
+            raise UsageError(f"imbalance_ratio must be >= 1, got {self.imbalance_ratio}")
+        if self.unlabeled_factor < 0:
+            raise UsageError(f"unlabeled_factor must be >= 0, got {self.unlabeled_factor}")
+        if self.n_max is not None and not 1 <= self.n_max <= PER_CLASS:
+            raise UsageError(f"n_max must be in [1, {PER_CLASS}], got {self.n_max}")
+        if self.unlabeled_source is not None:
+            if not Path(self.unlabeled_source).is_file():
+                raise UsageError(f"unlabeled_source {self.unlabeled_source} is not a file")
+        elif self.effective_n_max * (1 + self.unlabeled_factor) > PER_CLASS:
+            raise UsageError(
+                f"n_max {self.effective_n_max} x (1 + unlabeled_factor {self.unlabeled_factor})"
+                f" exceeds the {PER_CLASS} CIFAR-10 train images per class; lower n_max "
+                f"(<= {PER_CLASS // (1 + self.unlabeled_factor)}) or set unlabeled_source"
+            )
+
+    @property
+    def effective_n_max(self) -> int:
+        """n_max, or its default for the chosen unlabeled source."""
+        if self.n_max is not None:
+            return self.n_max
+        return PER_CLASS if self.unlabeled_source else PER_CLASS // 6
+
+
+def make_split(
+    params: Cifar10Params,
+    seed: int,
+    train_labels: np.ndarray,
+    test_labels: np.ndarray,
+    pool_labels: np.ndarray | None = None,
+) -> Split:
+    """The cifar10-sslt split as a pure function of its inputs (no images needed).
+
+    Args:
+        params: the parameters.
+        seed: split seed.
+        train_labels: class of every train item, in the class-major item order.
+        test_labels: class of every test item.
+        pool_labels: classes of an external unlabeled pool (-1 = unknown), indexed after the
+            train items; ``None`` draws U from the train items.
+    """
+    rng = np.random.default_rng(seed)
+    n = exponential_counts(params.effective_n_max, params.imbalance_ratio, len(CLASSES))
+    m = n * params.unlabeled_factor
+    train_labels = np.asarray(train_labels, dtype=np.int64)
+    if pool_labels is None:
+        lab, unl = draw_per_class(train_labels, n, m, rng)
+        unl_y = train_labels[unl]
+    else:
+        lab, _ = draw_per_class(train_labels, n, np.zeros_like(n), rng)
+        pool_labels = np.asarray(pool_labels, dtype=np.int64)
+        have = np.bincount(pool_labels[pool_labels >= 0], minlength=len(CLASSES))
+        short = np.flatnonzero(have[: len(CLASSES)] < m)
+        if len(short):
+            c = short[0]
+            raise UsageError(
+                f"unlabeled_source has {have[c]} images of class {CLASSES[c]} but U needs "
+                f"{m[c]}; lower n_max or unlabeled_factor, or use a larger pool"
+            )
+        unl, _ = draw_per_class(pool_labels, m, np.zeros_like(m), rng)
+        unl_y = pool_labels[unl]
+        unl = unl + len(train_labels)
+    params_json = {**vars(params), "n_max": params.effective_n_max}
+    params_json.pop("download")
+    return Split(
+        dataset="cifar10-sslt",
+        params=params_json,
+        seed=seed,
+        class_names=CLASSES,
+        labeled_idx=lab,
+        labeled_y=train_labels[lab],
+        unlabeled_idx=unl,
+        test_idx=np.arange(len(test_labels)),
+        test_y=test_labels,
+        class_split=splits_by_rank(n, (3, 3, 4)),
+        unlabeled_y_hidden=unl_y,
+    )
+
+
+def _with_stats(out: dict) -> dict:
+    out["mean"], out["std"] = _cache.channel_stats(out["train_x"])
+    return out
+
+
+def _from_pickles(folder: Path) -> dict:
+    parts = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+    key = _cache.files_key(folder, [folder / f for fs in parts.values() for f in fs])
+
+    def build() -> dict:
+        out: dict = {}
+        for part, names in parts.items():
+            xs, ys = [], []
+            for name in names:
+                with open(folder / name, "rb") as f:
+                    batch = pickle.load(f, encoding="bytes")
+                xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
+            y = np.concatenate(ys)
+            order = np.argsort(y, kind="stable")  # class-major, original index within class
+            out[f"{part}_x"] = torch.from_numpy(np.concatenate(xs)[order])
+            out[f"{part}_y"] = torch.from_numpy(y[order])
+        return _with_stats(out)
+
+    return _cache.cached("cifar10-pickles", key, build)
+
+
+def _decode_parts(files: dict[str, list[tuple[str, object]]], where: str = "") -> dict:
+    """``files[part]`` = [(``class/file`` name, path or bytes)]; decoded class-major."""
+    out: dict = {}
+    for part, items in files.items():
+        cls = [CLASSES.index(rel.split("/")[0]) for rel, _ in items]
+        order = sorted(range(len(items)), key=lambda i: (cls[i], items[i][0]))
+        out[f"{part}_x"] = _cache.decode_images([items[i] for i in order], 32, 3, f"{where}{part}/")
+        out[f"{part}_y"] = torch.as_tensor([cls[i] for i in order], dtype=torch.int64)
+    return _with_stats(out)
+
+
+def _from_folders(top: Path) -> dict:
+    _, train = scan_class_folders(top / "train", list(CLASSES), "train")
+    _, test = scan_class_folders(top / "test", list(CLASSES), "test")
+    files = {p: [(f.relative_to(top / p).as_posix(), f) for fs in fl for f in fs]
+             for p, fl in (("train", train), ("test", test))}  # fmt: skip
+    key = _cache.files_key(top, [f for fl in (train, test) for fs in fl for f in fs])
+    return _cache.cached("cifar10-folders", key, lambda: _decode_parts(files))
+
+
+def _tar_parts(path: Path) -> dict[str, list[tuple[str, object]]]:
+    files: dict[str, list] = {"train": [], "test": []}
+    for name, data in _cache.read_tar_files(path, (".jpg", ".jpeg", ".png")).items():
+        part, cls, fname = (Path(name).parts[-3:] + ("", "", ""))[:3]
+        if part in files and cls in CLASSES:
+            files[part].append((f"{cls}/{fname}", data))
+    if not files["train"] or not files["test"]:
+        raise UsageError(f"tarball {path} has no <train|test>/<class>/<image> files of CIFAR-10")
+    return files
+
+
+def _from_tarball(path: Path) -> dict:
+    key = _cache.file_digest(path)
+    return _cache.cached("cifar10-tar", key, lambda: _decode_parts(_tar_parts(path), f"{path}:"))
+
+
+def load_cifar10(root: Path | None, download: bool = False) -> dict:
+    """Find CIFAR-10 under ``root`` and return its (cached) decoded class-major tensors."""
+    base = root if root is not None else cache_dir() / "data"
+    if base.is_file() and base.name.endswith((".tar.gz", ".tgz", ".tar")):
+        return _from_tarball(base)
+    for folder in (base / "cifar-10-batches-py", base):
+        if (folder / "data_batch_1").is_file():
+            return _from_pickles(folder)
+    for top in (base / "cifar10", base):
+        if (top / "train").is_dir() and (top / "test").is_dir():
+            return _from_folders(top)
+    if (base / TARBALL).is_file():
+        return _from_tarball(base / TARBALL)
+    if download:
+        try:
+            from torchvision.datasets import CIFAR10
+
+            CIFAR10(str(base), train=True, download=True)
+        except Exception as exc:  # noqa: BLE001 - any download failure is the user's to fix
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(f"downloading CIFAR-10 into {base} failed: {msg}") from None
+        return _from_pickles(base / "cifar-10-batches-py")
+    raise UsageError(
+        f"CIFAR-10 not found in {base} (looked for cifar-10-batches-py/, cifar10/{{train,test}}/"
+        f", {{train,test}}/ and {TARBALL}); pass --data-root DIR holding one of them, or add "
+        "--set download=true to fetch it with torchvision"
+    )
+
+
+def _load_pool(path: str) -> tuple[torch.Tensor, np.ndarray]:
+    try:
+        if path.endswith(".npz"):
+            with np.load(path) as z:
+                images, labels = z["images"], z["labels"]
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            images, labels = obj["images"], obj["labels"]
+    except (OSError, KeyError, ValueError, TypeError, pickle.UnpicklingError) as exc:
+        raise UsageError(
+            f"cannot read unlabeled_source {path} (need 'images' and 'labels' arrays): {exc}"
+        ) from None
+    x = torch.as_tensor(np.asarray(images))
+    if x.ndim == 4 and x.shape[-1] == 3:
+        x = x.permute(0, 3, 1, 2)
+    if x.dtype != torch.uint8 or tuple(x.shape[1:]) != (3, 32, 32) or len(labels) != len(x):
+        raise UsageError(
+            f"unlabeled_source {path}: images must be uint8 [N, 32, 32, 3] with N labels, got "
+            f"{x.dtype} {tuple(x.shape)} and {len(labels)} labels"
+        )
+    return x.contiguous(), np.asarray(labels, dtype=np.int64)
+
+
+@register_dataset(
+    "cifar10-sslt",
+    summary="CIFAR-10, exponential LT labeled (ratio 100/1000) + 5x unlabeled, "
+    "10k test (paper Sec. 4.1)",
+)
+class Cifar10SSLT(DatasetBuilder):
+    """CIFAR-10-SSLT (the paper's CIFAR benchmark)."""
+
+    Params = Cifar10Params
+
+    @classmethod
+    def build(cls, params: Cifar10Params, seed: int, root: Path | None) -> SSLTData:
+        """Load (or decode once) CIFAR-10 and draw the split for ``seed``."""
+        data = load_cifar10(root, params.download)
+        train_x, train_y = data["train_x"], data["train_y"].numpy()
+        pool_y = None
+        if params.unlabeled_source:
+            pool_x, pool_y = _load_pool(params.unlabeled_source)
+            train_x = torch.cat([train_x, pool_x])
+        split = make_split(params, seed, train_y, data["test_y"].numpy(), pool_y)
+        return SSLTData(
+            split,
+            TensorSource(train_x),
+            TensorSource(data["test_x"]),
+            tuple(data["mean"]),
+            tuple(data["std"]),
+        )
+
+    @classmethod
+    def smoke_fixture(cls, root: Path) -> tuple[Path | None, dict[str, str]]:
+        """A tiny ImageFolder copy: 10 classes x (7 train + 2 test) random 32x32 PNGs."""
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        for part, count in (("train", 7), ("test", 2)):
+            for c in CLASSES:
+                folder = root / "cifar10" / part / c
+                folder.mkdir(parents=True, exist_ok=True)
+                for i in range(count):
+                    pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                    Image.fromarray(pixels).save(folder / f"{i:04d}.png")
+        return root, {"n_max": "2", "imbalance_ratio": "2", "unlabeled_factor": "2"}
