@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sslt_bench.config import build_config
-from sslt_bench.datasets import _cache, cifar10
+from sslt_bench.datasets import _cache, _cifar_sources
 from sslt_bench.datasets.cifar10 import CLASSES, Cifar10Params, Cifar10SSLT, make_split
 from sslt_bench.errors import UsageError
 
@@ -53,6 +53,14 @@ def test_counts_and_disjoint(ratio, counts):
     assert len(split.test_idx) == 10000 and split.params["n_max"] == 833
     other = make_split(params(imbalance_ratio=ratio), 1, TRAIN_Y, TEST_Y)
     assert not np.array_equal(split.labeled_idx, other.labeled_idx)
+
+
+def test_planned_counts_match_split():
+    p = params(imbalance_ratio=1000)
+    info = Cifar10SSLT.planned_counts(p, 0)
+    assert info["labeled_counts"] == COUNTS_1000
+    assert info["unlabeled_counts"] == [5 * n for n in COUNTS_1000]
+    assert info["split_sizes"] == {"many": 3, "medium": 3, "few": 4}
 
 
 def test_pool_variant_split():
@@ -126,7 +134,7 @@ def test_sources_agree_and_cache(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("decoded again despite the cache")
 
-    monkeypatch.setattr(cifar10, "_decode_parts", boom)
+    monkeypatch.setattr(_cifar_sources, "_decode_parts", boom)
     again = Cifar10SSLT.build(p, 3, tmp_path / "tar")
     assert again.split.hash == built[0].split.hash
 

@@ -21,7 +21,6 @@ Profiles: quick trains ResNet-20, paper ResNet-32 (the data set hints).
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,15 +31,10 @@ from ..data import SSLTData, TensorSource
 from ..errors import UsageError
 from ..registry import register_dataset
 from ..split import Split, draw_per_class, exponential_counts, splits_by_rank
-from . import _cache
-from ._folders import scan_class_folders
-from .base import DatasetBuilder, cache_dir
+from ._cifar_sources import CLASSES, load_cifar10, load_pool
+from .base import DatasetBuilder
 
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer") + (
-    "dog", "frog", "horse", "ship", "truck",
-)  # fmt: skip
 PER_CLASS = 5000
-TARBALL = "cifar10-jpg.tar.gz"
 
 
 @dataclass
@@ -143,121 +137,6 @@ def make_split(
     )
 
 
-def _with_stats(out: dict) -> dict:
-    out["mean"], out["std"] = _cache.channel_stats(out["train_x"])
-    return out
-
-
-def _from_pickles(folder: Path) -> dict:
-    parts = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
-    key = _cache.files_key(folder, [folder / f for fs in parts.values() for f in fs])
-
-    def build() -> dict:
-        out: dict = {}
-        for part, names in parts.items():
-            xs, ys = [], []
-            for name in names:
-                with open(folder / name, "rb") as f:
-                    batch = pickle.load(f, encoding="bytes")
-                xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-                ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
-            y = np.concatenate(ys)
-            order = np.argsort(y, kind="stable")  # class-major, original index within class
-            out[f"{part}_x"] = torch.from_numpy(np.concatenate(xs)[order])
-            out[f"{part}_y"] = torch.from_numpy(y[order])
-        return _with_stats(out)
-
-    return _cache.cached("cifar10-pickles", key, build)
-
-
-def _decode_parts(files: dict[str, list[tuple[str, object]]], where: str = "") -> dict:
-    """``files[part]`` = [(``class/file`` name, path or bytes)]; decoded class-major."""
-    out: dict = {}
-    for part, items in files.items():
-        cls = [CLASSES.index(rel.split("/")[0]) for rel, _ in items]
-        order = sorted(range(len(items)), key=lambda i: (cls[i], items[i][0]))
-        out[f"{part}_x"] = _cache.decode_images([items[i] for i in order], 32, 3, f"{where}{part}/")
-        out[f"{part}_y"] = torch.as_tensor([cls[i] for i in order], dtype=torch.int64)
-    return _with_stats(out)
-
-
-def _from_folders(top: Path) -> dict:
-    _, train = scan_class_folders(top / "train", list(CLASSES), "train")
-    _, test = scan_class_folders(top / "test", list(CLASSES), "test")
-    files = {p: [(f.relative_to(top / p).as_posix(), f) for fs in fl for f in fs]
-             for p, fl in (("train", train), ("test", test))}  # fmt: skip
-    key = _cache.files_key(top, [f for fl in (train, test) for fs in fl for f in fs])
-    return _cache.cached("cifar10-folders", key, lambda: _decode_parts(files))
-
-
-def _tar_parts(path: Path) -> dict[str, list[tuple[str, object]]]:
-    files: dict[str, list] = {"train": [], "test": []}
-    for name, data in _cache.read_tar_files(path, (".jpg", ".jpeg", ".png")).items():
-        part, cls, fname = (Path(name).parts[-3:] + ("", "", ""))[:3]
-        if part in files and cls in CLASSES:
-            files[part].append((f"{cls}/{fname}", data))
-    if not files["train"] or not files["test"]:
-        raise UsageError(f"tarball {path} has no <train|test>/<class>/<image> files of CIFAR-10")
-    return files
-
-
-def _from_tarball(path: Path) -> dict:
-    key = _cache.file_digest(path)
-    return _cache.cached("cifar10-tar", key, lambda: _decode_parts(_tar_parts(path), f"{path}:"))
-
-
-def load_cifar10(root: Path | None, download: bool = False) -> dict:
-    """Find CIFAR-10 under ``root`` and return its (cached) decoded class-major tensors."""
-    base = root if root is not None else cache_dir() / "data"
-    if base.is_file() and base.name.endswith((".tar.gz", ".tgz", ".tar")):
-        return _from_tarball(base)
-    for folder in (base / "cifar-10-batches-py", base):
-        if (folder / "data_batch_1").is_file():
-            return _from_pickles(folder)
-    for top in (base / "cifar10", base):
-        if (top / "train").is_dir() and (top / "test").is_dir():
-            return _from_folders(top)
-    if (base / TARBALL).is_file():
-        return _from_tarball(base / TARBALL)
-    if download:
-        try:
-            from torchvision.datasets import CIFAR10
-
-            CIFAR10(str(base), train=True, download=True)
-        except Exception as exc:  # noqa: BLE001 - any download failure is the user's to fix
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UsageError(f"downloading CIFAR-10 into {base} failed: {msg}") from None
-        return _from_pickles(base / "cifar-10-batches-py")
-    raise UsageError(
-        f"CIFAR-10 not found in {base} (looked for cifar-10-batches-py/, cifar10/{{train,test}}/"
-        f", {{train,test}}/ and {TARBALL}); pass --data-root DIR holding one of them, or add "
-        "--set download=true to fetch it with torchvision"
-    )
-
-
-def _load_pool(path: str) -> tuple[torch.Tensor, np.ndarray]:
-    try:
-        if path.endswith(".npz"):
-            with np.load(path) as z:
-                images, labels = z["images"], z["labels"]
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-            images, labels = obj["images"], obj["labels"]
-    except (OSError, KeyError, ValueError, TypeError, pickle.UnpicklingError) as exc:
-        raise UsageError(
-            f"cannot read unlabeled_source {path} (need 'images' and 'labels' arrays): {exc}"
-        ) from None
-    x = torch.as_tensor(np.asarray(images))
-    if x.ndim == 4 and x.shape[-1] == 3:
-        x = x.permute(0, 3, 1, 2)
-    if x.dtype != torch.uint8 or tuple(x.shape[1:]) != (3, 32, 32) or len(labels) != len(x):
-        raise UsageError(
-            f"unlabeled_source {path}: images must be uint8 [N, 32, 32, 3] with N labels, got "
-            f"{x.dtype} {tuple(x.shape)} and {len(labels)} labels"
-        )
-    return x.contiguous(), np.asarray(labels, dtype=np.int64)
-
-
 @register_dataset(
     "cifar10-sslt",
     summary="CIFAR-10, exponential LT labeled (ratio 100/1000) + 5x unlabeled, "
@@ -269,13 +148,25 @@ class Cifar10SSLT(DatasetBuilder):
     Params = Cifar10Params
 
     @classmethod
+    def planned_counts(cls, params: Cifar10Params, seed: int) -> dict:
+        """Per-class labeled/unlabeled counts and split sizes, without reading any image."""
+        n = exponential_counts(params.effective_n_max, params.imbalance_ratio, len(CLASSES))
+        sizes = np.bincount(splits_by_rank(n, (3, 3, 4)), minlength=3).tolist()
+        return {
+            "num_classes": len(CLASSES),
+            "labeled_counts": n.tolist(),
+            "unlabeled_counts": (n * params.unlabeled_factor).tolist(),
+            "split_sizes": dict(zip(("many", "medium", "few"), sizes, strict=True)),
+        }
+
+    @classmethod
     def build(cls, params: Cifar10Params, seed: int, root: Path | None) -> SSLTData:
         """Load (or decode once) CIFAR-10 and draw the split for ``seed``."""
         data = load_cifar10(root, params.download)
         train_x, train_y = data["train_x"], data["train_y"].numpy()
         pool_y = None
         if params.unlabeled_source:
-            pool_x, pool_y = _load_pool(params.unlabeled_source)
+            pool_x, pool_y = load_pool(params.unlabeled_source)
             train_x = torch.cat([train_x, pool_x])
         split = make_split(params, seed, train_y, data["test_y"].numpy(), pool_y)
         return SSLTData(
