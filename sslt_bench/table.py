@@ -1,17 +1,29 @@
-"""Aggregating result records into comparison rows (mean ± std over seeds).
+"""Aggregating result records into comparison rows (mean ± std over seeds) and a board.
 
 Runs are grouped by everything that defines a configuration: data set, method, profile,
 backbone, data parameters, method config and split hash. Runs that differ in any of these are
-never averaged together; they form separate rows. Failed runs are listed, never averaged.
+never averaged together; they form separate rows. Failed runs are listed, never averaged. The
+:class:`Board` lays rows out as the leaderboard: one line per method (and configuration), one
+column group per data set variant; the paper's quoted numbers are separate lines, never mixed
+into measured means. Output formats live in :mod:`sslt_bench.render`.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import warnings
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
+from . import paper
+
 METRICS = ("overall", "many", "medium", "few")
+
+
+def _params_key(rec: dict[str, Any]) -> str:
+    return json.dumps(rec.get("data_params") or {}, sort_keys=True)
 
 
 def group_key(rec: dict[str, Any]) -> tuple:
@@ -23,7 +35,13 @@ def group_key(rec: dict[str, Any]) -> tuple:
         rec["backbone"],
         rec.get("config_hash"),
         rec["split_hash"],
+        _params_key(rec),
     )
+
+
+def is_ok(rec: dict[str, Any]) -> bool:
+    """A finished run with metrics (anything else is listed as failed)."""
+    return rec.get("status", "ok") == "ok" and bool(rec.get("metrics"))
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -34,16 +52,28 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
 
 
-def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per configuration with mean/std of each metric and the seeds."""
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for rec in records:
-        if rec.get("status", "ok") != "ok" or not rec.get("metrics"):
+def aggregate(records: list[dict[str, Any]], by_seed: bool = False) -> list[dict[str, Any]]:
+    """One row per configuration (per run with ``by_seed``) with mean/std of each metric.
+
+    Failed runs are left out. Two records of the same configuration and seed (the same run
+    found in two folders) count once: the first by file path is kept, with a warning.
+    """
+    groups: dict[tuple, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for rec in sorted(records, key=lambda r: str(r.get("_path", ""))):
+        if not is_ok(rec):
             continue
-        groups[group_key(rec)].append(rec)
+        key = group_key(rec) + ((rec["seed"],) if by_seed else ())
+        if rec["seed"] in groups[key]:
+            warnings.warn(
+                f"duplicate run {rec.get('run_id', key)} seed {rec['seed']}: using "
+                f"{groups[key][rec['seed']].get('_path')}, ignoring {rec.get('_path')}",
+                stacklevel=2,
+            )
+            continue
+        groups[key][rec["seed"]] = rec
     rows = []
-    for key, recs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        recs.sort(key=lambda r: r["seed"])
+    for key, by in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        recs = [by[s] for s in sorted(by)]
         row: dict[str, Any] = {
             "dataset": key[0],
             "method": key[1],
@@ -51,9 +81,16 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "backbone": key[3],
             "config_hash": key[4],
             "split_hash": key[5],
+            "data_params": recs[0].get("data_params") or {},
             "seeds": [r["seed"] for r in recs],
             "n": len(recs),
             "records": recs,
+            "git": sorted({str(r.get("git", "unknown")) for r in recs}),
+            "device": sorted(
+                {f"{r.get('device', '?')} ({r.get('device_name', '?')})" for r in recs}
+            ),
+            "wall_time_s": mean_std([r.get("wall_time_s") for r in recs])[0],
+            "train_images_per_s": mean_std([r.get("train_images_per_s") for r in recs])[0],
         }
         for m in METRICS:
             row[m], row[m + "_std"] = mean_std([r["metrics"].get(m) for r in recs])
@@ -68,8 +105,195 @@ def fmt(mean: float | None, std: float | None, n: int) -> str:
     return f"{mean:.1f}" if n < 2 else f"{mean:.1f} ± {std:.1f}"
 
 
+def _diff(rows: list[dict[str, Any]], get) -> list[str]:
+    """Keys whose values differ among ``rows`` (dicts given by ``get``)."""
+    keys = sorted({k for r in rows for k in get(r)})
+    return [k for k in keys if len({json.dumps(get(r).get(k)) for r in rows}) > 1]
+
+
+def _default_params(dataset: str) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from .registry import DATASETS
+
+    try:
+        return asdict(DATASETS.get(dataset).Params())
+    except Exception:  # unregistered data set (foreign records): no defaults known
+        return {}
+
+
+def column_labels(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """Label per data set variant, e.g. ``cifar10-sslt (imbalance_ratio=1000)``.
+
+    The label names the parameters that differ from the data set's defaults or between the
+    variants present.
+    """
+    labels = {}
+    by_ds: dict[str, dict[str, dict]] = defaultdict(dict)
+    for r in rows:
+        by_ds[r["dataset"]][_params_key(r)] = r["data_params"]
+    for ds, variants in by_ds.items():
+        defaults = _default_params(ds)
+        differ = set(_diff([{"p": p} for p in variants.values()], lambda r: r["p"]))
+        for key, params in variants.items():
+            shown = [k for k in sorted(params) if k in differ or params[k] != defaults.get(k)]
+            extra = ", ".join(
+                f"{k}={params[k]:g}" if isinstance(params[k], float) else f"{k}={params[k]}"
+                for k in shown
+            )
+            labels[(ds, key)] = f"{ds} ({extra})" if extra else ds
+    return labels
+
+
+@dataclass
+class Line:
+    """One line of the board: a method configuration (measured) or a quoted paper row."""
+
+    label: str
+    method: str
+    profile: str
+    backbone: str
+    quoted: bool = False
+    table: str | None = None
+    cells: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Board:
+    """Columns (data set variants), lines, aggregated rows, failed runs and notes."""
+
+    columns: list[tuple[tuple[str, str], str]]
+    lines: list[Line]
+    rows: list[dict[str, Any]]
+    failed: list[dict[str, Any]]
+    notes: list[str]
+
+
+def _suffix(row: dict[str, Any], clash: list[dict[str, Any]], by_seed: bool) -> str:
+    parts = [f"seed {row['seeds'][0]}"] if by_seed else []
+    if len({(r["config_hash"], r["split_hash"]) for r in clash}) > 1:
+        if len({r["split_hash"] for r in clash}) > 1:
+            parts.append(f"split {row['split_hash'][:8]}")
+        cfg = _diff(clash, lambda r: r["records"][0].get("method_config") or {})
+        parts.extend(f"{k}={(row['records'][0].get('method_config') or {}).get(k)}" for k in cfg)
+        if not cfg and len({r["split_hash"] for r in clash}) == 1:
+            parts.append(f"config {row['config_hash']}")
+    return f"{row['method']} [{', '.join(parts)}]" if parts else row["method"]
+
+
+def build_board(
+    records: list[dict[str, Any]],
+    by_seed: bool = False,
+    with_paper: bool = False,
+    paper_methods: set[str] | None = None,
+) -> Board:
+    """Lay out ``records`` as a leaderboard (quoted paper lines after measured ones).
+
+    Args:
+        records: result records (failed ones are listed, not averaged).
+        by_seed: one line per run instead of mean ± std over seeds.
+        with_paper: add the paper's quoted rows for the data set variants shown.
+        paper_methods: only quote these methods (default: every quoted method).
+    """
+    rows = aggregate(records, by_seed)
+    labels = column_labels(rows)
+    columns = sorted(labels.items(), key=lambda kv: (kv[0][0], kv[1]))
+    clashes: dict[tuple, list] = defaultdict(list)
+    for r in rows:
+        clashes[(r["method"], r["profile"], r["backbone"], r["dataset"], _params_key(r))].append(r)
+    lines: dict[tuple, Line] = {}
+    for r in rows:
+        clash = clashes[(r["method"], r["profile"], r["backbone"], r["dataset"], _params_key(r))]
+        label = _suffix(r, clash, by_seed)
+        line = lines.setdefault(
+            (r["method"], r["profile"], r["backbone"], label),
+            Line(label, r["method"], r["profile"], r["backbone"]),
+        )
+        line.cells[(r["dataset"], _params_key(r))] = r
+    measured = [lines[k] for k in sorted(lines)]
+    failed = sorted(
+        (r for r in records if not is_ok(r)),
+        key=lambda r: (r.get("dataset", ""), r.get("method", ""), r.get("seed", 0)),
+    )
+    notes: list[str] = []
+    quoted = _quoted_lines(rows, columns, notes, paper_methods) if with_paper else []
+    return Board(columns, measured + quoted, rows, failed, notes)
+
+
+def _quoted_lines(rows, columns, notes: list[str], methods: set[str] | None) -> list[Line]:
+    out: dict[tuple, Line] = {}
+    for col, col_label in columns:
+        here = [r for r in rows if (r["dataset"], _params_key(r)) == col]
+        params = here[0]["data_params"]
+        blocks: dict[tuple, dict] = {}
+        for q in paper.quoted_rows(col[0]):
+            if (methods is not None and q["method"] not in methods) or not paper.params_match(
+                q["data_params"], params
+            ):
+                continue
+            key = (q["table"], q["backbone"], q["method"])
+            line = out.setdefault(
+                key,
+                Line(
+                    f"{q['method']} [{paper.QUOTED}, Table {q['table']}, {q['backbone']}]",
+                    q["method"],
+                    q["profile"],
+                    q["backbone"],
+                    quoted=True,
+                    table=q["table"],
+                ),
+            )
+            line.cells[col] = {m: q[m] for m in METRICS} | {"n": None}
+            blocks[(q["table"], q["backbone"])] = q
+        backbones = sorted({r["backbone"] for r in here})
+        profiles = sorted({r["profile"] for r in here})
+        for (table, backbone), q in sorted(blocks.items()):
+            diff = []
+            if any(not paper.same_backbone(backbone, b) for b in backbones):
+                diff.append(f"backbone: {backbone} vs measured {', '.join(backbones)}")
+            if any(p != q["profile"] for p in profiles):
+                diff.append(f"budget: the paper's full training vs profile {', '.join(profiles)}")
+            if diff:
+                notes.append(
+                    f"{col_label}: the quoted paper Table {table} rows differ from the measured "
+                    f"rows in {'; '.join(diff)}. Not a like-for-like comparison."
+                )
+        for note in sorted({q["notes"] for q in blocks.values() if q["notes"]}):
+            notes.append(f"{col_label}: {note}")
+    if out:
+        notes.insert(
+            0,
+            f"Rows marked '{paper.QUOTED}' are the paper's published numbers, "
+            "shown for reference and never included in measured means.",
+        )
+    return list(out.values())  # the paper's order
+
+
+def filter_records(records: list[dict[str, Any]], **allowed: tuple[str, ...]) -> list[dict]:
+    """Keep records whose fields match every non-empty filter (``dataset=("a", "b")``...).
+
+    Raises:
+        UsageError: if a filter value matches no record (naming the values present).
+    """
+    from .errors import UsageError
+
+    out = records
+    for fld, values in allowed.items():
+        if not values:
+            continue
+        present = sorted({str(r.get(fld)) for r in out})
+        missing = [v for v in values if v not in present]
+        if missing:
+            raise UsageError(
+                f"no result records with {fld} {', '.join(map(repr, missing))}; "
+                f"present: {', '.join(present) or '(none)'}"
+            )
+        out = [r for r in out if str(r.get(fld)) in values]
+    return out
+
+
 def simple_table(records: list[dict[str, Any]]) -> str:
-    """Terminal table of the aggregated rows."""
+    """Terminal table of the aggregated rows (one per configuration, all columns flat)."""
     from tabulate import tabulate
 
     rows = aggregate(records)

@@ -1,0 +1,170 @@
+r"""Document formats of ``sslt-bench table``: a LaTeX (booktabs) fragment and a static HTML page.
+
+LaTeX: ``\begin{tabular}`` ... ``\end{tabular}`` with ``\toprule``/``\midrule``/
+``\bottomrule`` (needs ``\usepackage{booktabs}``), one ``\multicolumn`` group per data set
+variant, the best measured mean of each column in bold (ties all bold; quoted paper rows are
+set apart below a rule, in italics, and never compete for bold). Notes become ``%`` comments.
+HTML: one self-contained, well-formed page (parses as XML) with the table, notes, provenance
+and failed runs. Both are deterministic (no dates).
+"""
+
+from __future__ import annotations
+
+import html
+
+from .paper import QUOTED
+from .render import FAILED_HEAD, HEAD, PROV_HEAD, _failed_rows, cell, provenance
+from .table import METRICS, Board
+
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def tex_escape(text: str) -> str:
+    """Escape LaTeX special characters."""
+    return "".join(_TEX.get(ch, ch) for ch in str(text))
+
+
+def _best(board: Board) -> dict[tuple, float]:
+    """Highest displayed (1-decimal) measured mean per (column, metric)."""
+    best: dict[tuple, float] = {}
+    for ln in board.lines:
+        if ln.quoted:
+            continue
+        for col, c in ln.cells.items():
+            for m in METRICS:
+                if c[m] is not None:
+                    v = round(c[m], 1)
+                    best[(col, m)] = max(best.get((col, m), v), v)
+    return best
+
+
+def latex(board: Board) -> str:
+    """A booktabs tabular fragment for pasting into a paper."""
+    ncol = 3 + len(HEAD) * len(board.columns)
+    best = _best(board)
+    out = [
+        "% sslt-bench table: accuracy in %, mean $\\pm$ std over seeds",
+        "% needs \\usepackage{booktabs}",
+        "\\begin{tabular}{lll" + ("r" * len(HEAD)) * len(board.columns) + "}",
+        "\\toprule",
+    ]
+    groups = [f"\\multicolumn{{{len(HEAD)}}}{{c}}{{{tex_escape(lab)}}}" for _, lab in board.columns]
+    out.append(" & & & " + " & ".join(groups) + " \\\\")
+    out.append(
+        " ".join(
+            f"\\cmidrule(lr){{{4 + i * len(HEAD)}-{3 + (i + 1) * len(HEAD)}}}"
+            for i in range(len(board.columns))
+        )
+    )
+    head = ["$n$", "Overall", "Many", "Medium", "Few"] * len(board.columns)
+    out += ["Method & Profile & Backbone & " + " & ".join(head) + " \\\\", "\\midrule"]
+    quoted_started = False
+    for ln in board.lines:
+        if ln.quoted and not quoted_started:
+            quoted_started = True
+            out += ["\\midrule", f"\\multicolumn{{{ncol}}}{{l}}{{\\textit{{{QUOTED}}}}} \\\\"]
+        cells = []
+        for col, _ in board.columns:
+            for h in HEAD:
+                text = tex_escape(cell(ln, col, h)).replace("±", "$\\pm$")
+                c = ln.cells.get(col)
+                if ln.quoted:
+                    text = f"\\textit{{{text}}}" if text else text
+                elif h != "n" and c is not None and c[h] is not None:
+                    if round(c[h], 1) == best[(col, h)]:
+                        text = f"\\textbf{{{text}}}"
+                cells.append(text)
+        name = tex_escape(ln.label)
+        out.append(
+            f"{name} & {tex_escape(ln.profile)} & {tex_escape(ln.backbone)} & "
+            + " & ".join(cells)
+            + " \\\\"
+        )
+    out += ["\\bottomrule", "\\end{tabular}"]
+    out += [f"% Note: {n}" for n in board.notes]
+    out += [
+        f"% failed run (not averaged): {' '.join(map(str, r[:5]))}" for r in _failed_rows(board)
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _html_table(head: list[str], body: list[list], cls: str) -> list[str]:
+    out = [f'<table class="{cls}">', "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head)]
+    out[-1] += "</tr></thead>"
+    out.append("<tbody>")
+    out += ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in body]
+    return [*out, "</tbody>", "</table>"]
+
+
+_CSS = (
+    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+    "th,td{border:1px solid #bbb;padding:.25em .6em;text-align:right}"
+    "td:first-child,th:first-child{text-align:left}tr.quoted td{font-style:italic;color:#555}"
+    "td.best{font-weight:bold}p.note{color:#a40}"
+)
+
+
+def html_page(board: Board, title: str = "sslt-bench results") -> str:
+    """A static, well-formed HTML page: table, notes, provenance, failed runs."""
+    best = _best(board)
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        f'<head><meta charset="utf-8"/><title>{_e(title)}</title><style>{_CSS}</style></head>',
+        "<body>",
+        f"<h1>{_e(title)}</h1>",
+        "<p>Accuracy in %, mean ± std over seeds (n = number of seeds). "
+        f"Rows marked “{_e(QUOTED)}” are published numbers, not measured here.</p>",
+        '<table class="board">',
+        "<thead>",
+        '<tr><th rowspan="2">method</th><th rowspan="2">profile</th><th rowspan="2">backbone</th>'
+        + "".join(f'<th colspan="{len(HEAD)}">{_e(lab)}</th>' for _, lab in board.columns)
+        + "</tr>",
+        "<tr>" + "".join(f"<th>{h}</th>" for _ in board.columns for h in HEAD) + "</tr>",
+        "</thead>",
+        "<tbody>",
+    ]
+    for ln in board.lines:
+        tds = []
+        for col, _ in board.columns:
+            c = ln.cells.get(col)
+            for h in HEAD:
+                is_best = (
+                    not ln.quoted
+                    and h != "n"
+                    and c is not None
+                    and c[h] is not None
+                    and round(c[h], 1) == best[(col, h)]
+                )
+                cls = ' class="best"' if is_best else ""
+                tds.append(f"<td{cls}>{_e(cell(ln, col, h))}</td>")
+        row_cls = ' class="quoted"' if ln.quoted else ""
+        out.append(
+            f"<tr{row_cls}><td>{_e(ln.label)}</td><td>{_e(ln.profile)}</td>"
+            f"<td>{_e(ln.backbone)}</td>" + "".join(tds) + "</tr>"
+        )
+    out += ["</tbody>", "</table>"]
+    out += [f'<p class="note">Note: {_e(n)}</p>' for n in board.notes]
+    if board.rows:
+        out.append("<h2>Provenance</h2>")
+        out += _html_table(PROV_HEAD, provenance(board), "provenance")
+    if board.failed:
+        out.append("<h2>Failed runs (not averaged)</h2>")
+        out += _html_table(FAILED_HEAD, _failed_rows(board), "failed")
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"
