@@ -162,12 +162,8 @@ def list_(what: str) -> None:
         click.echo(f"{name:<{width}}  {reg.summary(name)}")
 
 
-@cli.command()
-@click.option("--results", "folders", multiple=True, help="Folders of result records.")
-def table(folders: tuple[str, ...]) -> None:
-    """Print one row per (data set, method, configuration): mean ± std over seeds."""
+def _load(folders: tuple[str, ...]) -> list[dict]:
     from .records import load_records
-    from .table import simple_table
 
     dirs = [Path(f) for f in folders] or [RESULTS, Path("leaderboards")]
     records = load_records(dirs)
@@ -177,7 +173,102 @@ def table(folders: tuple[str, ...]) -> None:
             + ", ".join(map(str, dirs))
             + "; run 'sslt-bench run' first or pass --results DIR"
         )
-    click.echo(simple_table(records))
+    return records
+
+
+def _results_opt(fn):
+    return click.option(
+        "--results",
+        "folders",
+        multiple=True,
+        help="Folder of result records (repeatable; default ./results and ./leaderboards).",
+    )(fn)
+
+
+@cli.command()
+@_results_opt
+@click.option(
+    "--format",
+    "fmt_name",
+    default="terminal",
+    show_default=True,
+    type=click.Choice(["terminal", "markdown", "csv", "latex", "html"]),
+)
+@click.option("--dataset", multiple=True, help="Only this data set (repeatable).")
+@click.option("--method", multiple=True, help="Only this method (repeatable).")
+@click.option("--profile", multiple=True, help="Only this profile (repeatable).")
+@click.option("--backbone", multiple=True, help="Only this backbone (repeatable).")
+@click.option(
+    "--by",
+    default="config",
+    show_default=True,
+    type=click.Choice(["config", "seed"]),
+    help="config: mean ± std over seeds; seed: one row per run.",
+)
+@click.option("--with-paper", is_flag=True, help="Add the paper's quoted numbers (marked).")
+@click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
+def table(folders, fmt_name, dataset, method, profile, backbone, by, with_paper, output) -> None:
+    """Rows: methods; columns: data sets (overall/many/medium/few, mean ± std over seeds)."""
+    from .records import atomic_write_text
+    from .render import render
+    from .table import build_board, filter_records
+
+    records = filter_records(
+        _load(folders), dataset=dataset, method=method, profile=profile, backbone=backbone
+    )
+    board = build_board(
+        records, by_seed=by == "seed", with_paper=with_paper, paper_methods=set(method) or None
+    )
+    text = render(fmt_name, board, records)
+    if output:
+        atomic_write_text(Path(output), text)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.group()
+def plot() -> None:
+    """Plots of result records (PNG and SVG)."""
+
+
+def _plot_opts(fn):
+    fn = click.option(
+        "--output", "-o", default=None, help="Output path (.png/.svg added; both are written)."
+    )(fn)
+    fn = click.option("--method", multiple=True, help="Only this method (repeatable).")(fn)
+    fn = click.option("--dataset", default=None, help="Data set (needed if several).")(fn)
+    return _results_opt(fn)
+
+
+def _plot(kind: str, folders, dataset, method, output) -> None:
+    from . import plots
+    from .table import filter_records
+
+    records = filter_records(_load(folders), method=method)
+    for path in plots.make(kind, records, dataset, output):
+        click.echo(f"wrote {path}")
+
+
+@plot.command("per-class")
+@_plot_opts
+def plot_per_class(folders, dataset, method, output) -> None:
+    """Test accuracy per class against its labeled count (log x), many/medium/few shaded."""
+    _plot("per-class", folders, dataset, method, output)
+
+
+@plot.command("pseudo-labels")
+@_plot_opts
+def plot_pseudo_labels(folders, dataset, method, output) -> None:
+    """Pseudo-label accuracy on U per loop, per split (methods that record it)."""
+    _plot("pseudo-labels", folders, dataset, method, output)
+
+
+@plot.command("curves")
+@_plot_opts
+def plot_curves(folders, dataset, method, output) -> None:
+    """Test accuracy along training (runs made with --eval-every, or Evaluate stages)."""
+    _plot("curves", folders, dataset, method, output)
 
 
 @cli.group()
