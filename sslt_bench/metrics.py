@@ -28,10 +28,12 @@ def accuracy_report(
 
     Returns:
         ``{"overall", "many", "medium", "few", "per_class"}``; a class absent from ``target``
-        has per-class accuracy ``None`` and is left out of its split's mean.
+        has per-class accuracy ``None`` and is left out of its split's mean. Targets of -1
+        (unknown) are ignored; with no known target every value is ``None``.
     """
-    pred = np.asarray(pred)
-    target = np.asarray(target)
+    known = np.asarray(target) >= 0  # -1 = unknown label (a real unlabeled pool)
+    pred = np.asarray(pred)[known]
+    target = np.asarray(target)[known]
     correct = pred == target
     per_class: list[float | None] = []
     for c in range(num_classes):

@@ -77,8 +77,9 @@ class Split:
 
     @property
     def unlabeled_counts(self) -> np.ndarray:
-        """Unlabeled images per class, m_j (from the hidden labels)."""
-        return np.bincount(self.unlabeled_y_hidden, minlength=self.num_classes)
+        """Unlabeled images per class, m_j (from the hidden labels; unknown ones, -1, skipped)."""
+        y = self.unlabeled_y_hidden
+        return np.bincount(y[y >= 0], minlength=self.num_classes)
 
     @property
     def split_sizes(self) -> dict[str, int]:
