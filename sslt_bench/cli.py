@@ -7,6 +7,7 @@ traceback (``--debug`` shows it).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -17,6 +18,7 @@ from .errors import UsageError
 from .registry import DATASETS, METHODS, MODELS
 
 RESULTS = Path("results")
+_ARGS: list[str] = []  # the command line main() got (``run --nproc`` re-launches it)
 
 
 def _run_spec(**kw):
@@ -79,6 +81,18 @@ def cli(ctx: click.Context, debug: bool) -> None:
 )
 @click.option("--deterministic", is_flag=True, help="Deterministic algorithms (CUDA: slower).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--channels-last/--no-channels-last",
+    default=None,
+    help="channels_last memory format (default: on for CUDA, off on CPU).",
+)
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone.")
+@click.option(
+    "--nproc",
+    default=1,
+    show_default=True,
+    help="Train on N local processes with DDP (launches torchrun; NCCL on GPUs, gloo on CPU).",
+)
 def run(
     method,
     dataset,
@@ -97,6 +111,9 @@ def run(
     eval_every,
     deterministic,
     no_progress,
+    channels_last,
+    compile_,
+    nproc,
 ):
     """Train METHOD on DATASET and print overall/many/medium/few accuracy."""
     from .runner import Runner
@@ -118,9 +135,21 @@ def run(
         amp=amp,
         eval_every=eval_every,
         deterministic=deterministic,
+        channels_last=channels_last,
+        compile=compile_,
     )
-    rec = Runner(spec).run()
-    _print_result(rec)
+    runner = Runner(spec)  # validates before any process is launched
+    if nproc < 1:
+        raise UsageError(f"--nproc must be >= 1, got {nproc}")
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        from .distributed import launch
+
+        sys.exit(launch(nproc, _ARGS))
+    rec = runner.run()
+    from .distributed import is_main_process
+
+    if is_main_process():
+        _print_result(rec)
 
 
 def _print_result(rec: dict) -> None:
@@ -465,6 +494,7 @@ def sweep(
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors with exit code 2 unless ``--debug``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _ARGS[:] = args
     debug = "--debug" in args
     try:
         cli.main(args=args, prog_name="sslt-bench", standalone_mode=False)

@@ -103,7 +103,7 @@ def train_epoch(
         )[:need]
         u_batches = [b.numpy()[rank::world_size] for b in u_order.split(ub)]
     aug_seed = int(torch.randint(2**62, (1,), generator=gen))
-    aug_gen = torch.Generator().manual_seed(aug_seed)
+    aug_gen = torch.Generator().manual_seed(aug_seed + rank)  # ranks: independent views
     sums: dict[str, float] = {"loss": 0.0}
     seen = 0
     x_iter = loader.images([pool_ids[b].numpy() for b in batches])

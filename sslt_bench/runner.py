@@ -26,6 +26,7 @@ from .augment import Augmenter
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import build_config, field_types, split_overrides, to_dict
 from .data import SSLTData
+from .distributed import Dist
 from .ema import make_ema
 from .engine import Loader, NonFiniteLoss, embed_items, predict, train_epoch
 from .engine import train_head_on_features as _train_head
@@ -58,6 +59,7 @@ class RunSpec:
     workers: int = 0
     amp: str = "auto"
     channels_last: bool | None = None
+    compile: bool = False
     eval_every: int = 0
     deterministic: bool = False
 
@@ -100,6 +102,7 @@ class Runner:
         self.backbone = self.cfg.backbone or "resnet32"
         MODELS.get(self.backbone)
         self.device = resolve_device(spec.device)
+        self.dist = Dist()
         check_writable(Path(spec.out))
 
     def _load_data(self) -> SSLTData:
@@ -146,6 +149,9 @@ class Runner:
     def run(self) -> dict[str, Any]:
         """Execute the run and write its result record; returns the record."""
         spec, t0 = self.spec, time.time()
+        self.dist = dist = Dist.from_env(self.device)  # torchrun ranks: see distributed.py
+        self.device = dist.device(self.device)
+        embed = dist.sharded(embed_items)
         data = self._load_data()
         split = data.split
         backbone = self.backbone
@@ -185,6 +191,8 @@ class Runner:
         channels_last = spec.channels_last if spec.channels_last is not None else cuda
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if spec.compile:  # in place: state_dict keys (checkpoints) stay the same
+            model.embed.compile()
         amp = ("bf16" if cuda else "none") if spec.amp == "auto" else spec.amp
         ctx = StepContext(
             model=model,
@@ -219,6 +227,8 @@ class Runner:
                 resumed = dict(progress)
 
         def checkpoint(opt: torch.optim.Optimizer | None) -> None:
+            if not dist.is_main:
+                return
             save_checkpoint(
                 ckpt_path,
                 {
@@ -235,7 +245,7 @@ class Runner:
 
         def evaluate(head: str, use_ema: bool) -> dict[str, Any]:
             net = ctx.ema if use_ema and ctx.ema is not None else model
-            feats = embed_items(
+            feats = embed(
                 net,
                 data.test,
                 split.test_idx,
@@ -268,7 +278,7 @@ class Runner:
                     opt_state = None
                 elif isinstance(step, TrainHead):
                     pool_ids, labels = self._pool(step.pool, split, ctx)
-                    feats = embed_items(
+                    feats = embed(
                         model,
                         data.train,
                         item_src[pool_ids.numpy()],
@@ -280,12 +290,13 @@ class Runner:
                     if step.reset:
                         model.reset_head(step.head, gen)
                     loss = _train_head(step, model, feats, labels, gen, split.num_classes)
+                    dist.sync_modules(model.heads[step.head])
                     history["epochs"].append(
                         {"step": step.name, "epoch": step.epochs, "loss": loss}
                     )
                 elif isinstance(step, PseudoLabel):
                     net = ctx.ema if step.ema and ctx.ema is not None else model
-                    feats = embed_items(
+                    feats = embed(
                         net,
                         data.train,
                         split.unlabeled_idx,
@@ -322,7 +333,8 @@ class Runner:
                 status="failed",
                 error=f"{spec.method}: {exc}",
             )
-            atomic_write_json(record_path, record)
+            if dist.is_main:
+                atomic_write_json(record_path, record)
             raise UsageError(
                 f"run failed: {spec.method}: {exc}; record marked failed at {record_path}"
             ) from None
@@ -331,7 +343,9 @@ class Runner:
         record = self._record(
             data, backbone, identity, run_id, history, progress, t0, metrics, resumed=resumed
         )
-        atomic_write_json(record_path, record)
+        record.update(dist.record_fields())
+        if dist.is_main:
+            atomic_write_json(record_path, record)
         record["_path"] = str(record_path)
         return record
 
@@ -371,15 +385,31 @@ class Runner:
             ctx.num_labeled + ctx.num_unlabeled,
         )
         bar = self._bar(step, progress["epoch"])
+        dist, run_step = self.dist, self.dist.wrap_step(step, model)
         for epoch in range(progress["epoch"], step.epochs):
             ctx.epoch, ctx.epochs = epoch, step.epochs
             model.train()
             if "embed" not in step.params:
                 model.embed.eval()
             t = time.time()
+            before = dist.snapshot(ctx.state)
             stats = train_epoch(
-                step, ctx, loader, pool_ids, labels, unl_ids, opt, amp, scaler, progress=bar
+                run_step,
+                ctx,
+                loader,
+                pool_ids,
+                labels,
+                unl_ids,
+                opt,
+                amp,
+                scaler,
+                rank=dist.rank,
+                world_size=dist.world_size,
+                progress=bar,
             )
+            dist.sync_state(ctx.state, before)
+            dist.sync_modules(model, ctx.ema)
+            stats = dist.reduce_stats(stats)
             if step.on_epoch_end is not None:
                 step.on_epoch_end(ctx)
             progress["train_time"] += time.time() - t
@@ -399,7 +429,7 @@ class Runner:
         return opt
 
     def _bar(self, step: Train, start: int):
-        if not self.spec.progress:
+        if not self.spec.progress or not self.dist.is_main:
             return None
         from tqdm.auto import tqdm
 
