@@ -1,0 +1,162 @@
+"""Every plot command writes non-empty, deterministic PNG and SVG from a few hand-made records."""
+
+import json
+
+import pytest
+
+from sslt_bench import plots
+from sslt_bench.errors import UsageError
+
+COUNTS = [40, 2, 25, 9, 3, 6, 15, 12, 30, 4]
+SIZES = {"many": 3, "medium": 3, "few": 4}
+
+
+def rec(method, seed, offset=0.0, with_pl=True, with_curve=True):
+    acc = [min(100.0, 20.0 + 2 * n + offset + seed) for n in COUNTS]
+    pl = [
+        {
+            "step": f"loop{i}",
+            "overall": 80.0 + i,
+            "many": 90.0,
+            "medium": 60.0 + i,
+            "few": 40.0 + 3 * i,
+            "per_class": [50.0] * 10,
+        }
+        for i in range(3)
+    ]
+    epochs = [
+        {"step": "train", "epoch": e, "loss": 1.0 / e}
+        | (
+            {"test": {"overall": 10.0 * e, "many": 12.0 * e, "medium": 9.0 * e, "few": 5.0 * e}}
+            if with_curve and e % 2 == 0
+            else {}
+        )
+        for e in range(1, 7)
+    ]
+    return {
+        "kind": "sslt-bench-result",
+        "status": "ok",
+        "method": method,
+        "dataset": "toy-sslt",
+        "profile": "quick",
+        "backbone": "small-cnn",
+        "seed": seed,
+        "split_hash": "1111222233334444",
+        "config_hash": f"cfg-{method}",
+        "data_params": {"imbalance_ratio": 20.0},
+        "method_config": {},
+        "metrics": {
+            "overall": sum(acc) / 10,
+            "many": 90.0,
+            "medium": 70.0,
+            "few": 40.0,
+            "per_class": acc,
+        },
+        "split": {"labeled_counts": COUNTS, "split_sizes": SIZES},
+        "history": {
+            "epochs": epochs,
+            "evals": [
+                {"step": "final", "overall": 50.0, "many": 60.0, "medium": 50.0, "few": 40.0}
+            ],
+            "pseudo_labels": pl if with_pl else [],
+        },
+        "wall_time_s": 1.0,
+        "train_images_per_s": 10.0,
+        "device": "cpu",
+        "git": "abc",
+    }
+
+
+@pytest.fixture
+def results(tmp_path):
+    folder = tmp_path / "res"
+    folder.mkdir()
+    recs = [rec("erm", s, with_pl=False) for s in range(2)] + [
+        rec("alternate", s, offset=5.0) for s in range(2)
+    ]
+    for i, r in enumerate(recs):
+        (folder / f"r{i}.json").write_text(json.dumps(r))
+    return folder
+
+
+@pytest.mark.parametrize("kind", plots.KINDS)
+def test_plot_commands_write_png_and_svg(cli_run, results, tmp_path, kind):
+    out = tmp_path / "plots" / kind
+    _, text = cli_run("plot", kind, "--results", results, "--output", f"{out}.png")
+    png, svg = out.with_suffix(".png"), out.with_suffix(".svg")
+    assert f"wrote {png}" in text and f"wrote {svg}" in text
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000
+    assert b"<svg" in svg.read_bytes()
+    assert b"<dc:date>" not in svg.read_bytes()
+
+
+def test_rendering_twice_gives_identical_bytes(results, tmp_path):
+    from sslt_bench.records import load_records
+
+    recs = load_records([results])
+    a = plots.make("pseudo-labels", recs, None, str(tmp_path / "a"))
+    b = plots.make("pseudo-labels", list(reversed(recs)), None, str(tmp_path / "b.svg"))
+    assert [p.name for p in b] == ["b.png", "b.svg"]
+    for pa, pb in zip(a, b, strict=True):
+        assert pa.read_bytes() == pb.read_bytes()
+
+
+def test_per_class_means_over_seeds_per_count():
+    recs = [rec("erm", 0), rec("erm", 1)]
+    fig, dataset = plots.figure("per-class", recs)
+    (ax,) = fig.axes
+    (line,) = ax.lines
+    xs, ys = line.get_data()
+    assert list(xs) == sorted(COUNTS)
+    assert ys[0] == pytest.approx(20.0 + 2 * 2 + 0.5)  # class with 2 labels, seeds 0 and 1
+    assert dataset == "toy-sslt" and ax.get_xscale() == "log"
+    assert len(ax.patches) == 3  # many, medium, few bands
+
+
+def test_pseudo_labels_only_methods_that_record_them():
+    recs = [rec("erm", 0, with_pl=False), rec("alternate", 0)]
+    fig, _ = plots.figure("pseudo-labels", recs)
+    assert len(fig.axes) == 4
+    assert [ln.get_label() for ln in fig.axes[3].lines] == ["alternate"]
+    assert list(fig.axes[3].lines[0].get_ydata()) == [40.0, 43.0, 46.0]
+    with pytest.raises(UsageError, match="pseudo-label"):
+        plots.figure("pseudo-labels", [rec("erm", 0, with_pl=False)])
+
+
+def test_curves_use_epoch_tests_then_evals():
+    fig, _ = plots.figure("curves", [rec("erm", 0)])
+    assert list(fig.axes[0].lines[0].get_xdata()) == [2, 4, 6]
+    fig, _ = plots.figure("curves", [rec("erm", 0, with_curve=False)])
+    assert list(fig.axes[0].lines[0].get_ydata()) == [50.0]
+
+
+def test_plot_needs_one_dataset(cli_run, results, tmp_path):
+    other = dict(rec("erm", 0), dataset="other-sslt")
+    (results / "other.json").write_text(json.dumps(other))
+    _, text = cli_run("plot", "per-class", "--results", results, expect=2)
+    assert "choose one with --dataset" in text
+    _, text = cli_run("plot", "per-class", "--results", results, "--dataset", "nope", expect=2)
+    assert "unknown data set (with finished runs) 'nope'" in text
+
+
+def test_leaderboard_script_is_byte_reproducible(results, tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "render_leaderboards.py"
+    spec = importlib.util.spec_from_file_location("render_leaderboards", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "PLOTS", {"per-class": "Per-class"})  # keep the test fast
+    a, b = mod.render_all(results), mod.render_all(results)
+    assert a == b
+    assert set(a) == {
+        "README.md",
+        "results.csv",
+        "toy-sslt.md",
+        "plots/toy-sslt-per-class.png",
+        "plots/toy-sslt-per-class.svg",
+    }
+    page = a["toy-sslt.md"].decode()
+    assert "![toy-sslt per-class](plots/toy-sslt-per-class.png)" in page
+    assert "| alternate | quick | small-cnn | 2 |" in page
