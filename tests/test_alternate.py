@@ -263,3 +263,34 @@ def test_hidden_labels_of_u_only_feed_the_diagnostics(tmp_path, monkeypatch):
         for entry, key in zip(entries, ("pseudo", "pseudo_final"), strict=True):
             want = accuracy_report(ck["state"][key].numpy(), hidden, class_split, 10)
             assert entry["per_class"] == want["per_class"]
+
+
+def test_resume_mid_loop_restores_the_probability_memory(tmp_path, monkeypatch):
+    overrides = ("epochs=1", "head_epochs=1")
+    ref = Runner(_spec(tmp_path / "ref", *overrides)).run()
+    roll = Alternate.roll_epoch
+    calls = {"n": 0}
+
+    def crash_once(ctx):
+        roll(ctx)
+        calls["n"] += 1
+        if calls["n"] == 3:  # loop 2, after its first stage-2 epoch (checkpoint not yet written)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Alternate, "roll_epoch", staticmethod(crash_once))
+    with pytest.raises(KeyboardInterrupt):
+        Runner(_spec(tmp_path / "res", *overrides)).run()
+    monkeypatch.setattr(Alternate, "roll_epoch", staticmethod(roll))
+    rec = Runner(_spec(tmp_path / "res", *overrides)).run()
+    assert rec["resumed_from"] is not None
+    ck = [
+        torch.load(Path(d) / "checkpoints" / f"{r['run_id']}.pt", weights_only=True)
+        for d, r in ((tmp_path / "ref", ref), (tmp_path / "res", rec))
+    ]
+    for key in ("tc_prev", "tc_has_prev", "pseudo"):
+        assert torch.equal(ck[0]["state"][key], ck[1]["state"][key]), key
+    for key, value in ck[0]["model"].items():
+        assert torch.equal(value, ck[1]["model"][key]), key
+    assert [e.get("kl") for e in ref["history"]["epochs"]] == [
+        e.get("kl") for e in rec["history"]["epochs"]
+    ]

@@ -28,9 +28,11 @@ Profiles: ``paper`` 200 init epochs + 10 classifier epochs, 5 loops x (40 stage-
 classifier epochs), SGD lr 0.1 cosine per stage, momentum 0.9, wd 5e-4, lambda 1.
 ``quick``: the same init as ``decoupling``'s quick profile (30 + 10 epochs), then 2 loops x 8
 stage-2 epochs (the effect grows with stage-2 epochs per loop at CPU scale). On cifar10-sslt
-(imbalance 100, ~2k labeled + ~10k unlabeled, ResNet-20) that is ~60k + 190k training images,
-about 9-12 min on 2 CPU cores at 350-450 img/s; seconds on digits-sslt. Memory: two
-|D ∪ U| x C float32 buffers (fine for CIFAR/ImageNet-SSLT; too large for iNaturalist-SSLT).
+(imbalance 100: 2,063 labeled + 10,315 unlabeled, ResNet-20) that is 62k + 198k training
+images plus ~75k inference images (pseudo-labels, evaluations): about 11 min on 2 CPU cores at
+400 img/s (10-13 min at 350-450); seconds on digits-sslt.
+Memory: two |D ∪ U| x C float32 buffers (fine for CIFAR/ImageNet-SSLT; too large for
+iNaturalist-SSLT).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Profiles: ``paper`` 200 init epochs + 10 classifier epochs, 200 fine-tuning epoc
 classifier epochs; SGD lr 0.1 cosine per stage, momentum 0.9, wd 5e-4. ``quick``: decoupling's
 quick init (30 + 10 epochs) and as many fine-tuning epochs as ``alternate``'s quick profile has
 stage-2 epochs in total (2 x 8 = 16), so the three methods compare at equal budgets: about
-9-12 min on cifar10-sslt (imbalance 100, ResNet-20) on 2 CPU cores, seconds on digits-sslt.
+11 min (10-13) on cifar10-sslt (imbalance 100, ResNet-20) on 2 CPU cores, seconds on digits-sslt.
 """
 
 from __future__ import annotations
