@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,12 @@ def load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any] | No
             continue
         try:
             payload = torch.load(candidate, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - a torn or foreign file: try the previous one
+        except Exception as exc:  # noqa: BLE001 - a torn or foreign file: try the previous one
+            warnings.warn(
+                f"ignoring unreadable checkpoint {candidate} ({type(exc).__name__}); "
+                "trying the previous one or starting over",
+                stacklevel=2,
+            )
             continue
         theirs = payload.get("identity", {})
         diff = [k for k in identity if theirs.get(k) != identity[k]]
