@@ -173,12 +173,17 @@ class Augmenter:
         self.padding, self.flip = padding, flip
 
     def __call__(self, x: torch.Tensor, view: str, gen: torch.Generator) -> torch.Tensor:
-        """Return the ``view`` of uint8 batch ``x`` as a normalised float tensor."""
+        """Return the ``view`` of uint8 batch ``x`` as a normalised float tensor.
+
+        A ``:tag`` suffix (``weak:teacher``) names another, independently drawn copy of the same
+        view, so one batch can carry two weak views (Mean Teacher's student and teacher inputs).
+        """
+        kind = view.partition(":")[0]
         img = x.float().div_(255.0)
-        if view in ("weak", "strong"):
+        if kind in ("weak", "strong"):
             img = random_crop_flip(img, gen, self.padding, self.flip)
-        if view == "strong":
+        if kind == "strong":
             img = cutout(rand_augment(img, gen), gen)
-        elif view not in ("none", "weak"):
+        elif kind not in ("none", "weak"):
             raise ValueError(f"unknown view {view!r}")
         return (img - self.mean) / self.std

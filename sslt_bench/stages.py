@@ -31,7 +31,8 @@ class Unlabeled:
 
     Attributes:
         mu: unlabeled batch size as a multiple of the labeled batch size.
-        views: augmentations of each unlabeled image to produce (``weak``, ``strong``...).
+        views: augmentations of each unlabeled image to produce (``weak``, ``strong``...);
+            names are ``batch.u`` keys, so a second independent weak view is ``weak:2``.
         include_labeled: draw from D ∪ U instead of U (labels still not given).
     """
 

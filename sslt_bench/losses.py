@@ -1,0 +1,135 @@
+"""Shared loss functions and loss schedules (one implementation each; a flat module).
+
+* :func:`ldam_margins`, :func:`ldam_loss`: label-distribution-aware margins (Cao et al. 2019).
+* :func:`drw_weights`: effective-number class weights of deferred re-weighting (Cao et al.
+  2019, after Cui et al. 2019).
+* :func:`mse_consistency`, :func:`sigmoid_rampup`: Mean Teacher's consistency cost and its
+  ramp-up (Tarvainen & Valpola 2017, after Laine & Aila 2017).
+
+Methods add their shared losses here as further functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Counts = torch.Tensor | np.ndarray | Sequence[int]
+
+
+def _counts(counts: Counts) -> torch.Tensor:
+    """Per-class counts as float64, clamped to >= 1 (an empty class is treated as one item)."""
+    c = torch.as_tensor(counts).to(torch.float64)
+    if c.ndim != 1 or len(c) == 0:
+        raise ValueError(f"counts must be a non-empty 1-d sequence, got shape {tuple(c.shape)}")
+    return c.clamp(min=1.0)
+
+
+def ldam_margins(counts: Counts, max_margin: float = 0.5) -> torch.Tensor:
+    """LDAM per-class margins Delta_j = K / n_j^(1/4), with K such that max_j Delta_j = max_margin.
+
+    Classes with zero count are treated as having one item (they never occur as targets, but
+    keep the scale defined).
+
+    Args:
+        counts: n_j, the training count of every class.
+        max_margin: the largest margin (the rarest class's); Cao et al. use 0.5.
+
+    Returns:
+        float32 margins of shape [C], on the device of ``counts`` if it is a tensor.
+    """
+    c = _counts(counts)
+    m = c.pow(-0.25)
+    m = m * (max_margin / m.max())
+    device = counts.device if isinstance(counts, torch.Tensor) else None
+    return m.to(dtype=torch.float32, device=device)
+
+
+def ldam_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    margins: torch.Tensor,
+    scale: float = 30.0,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """LDAM loss: cross-entropy of ``scale * (z - Delta_y e_y)`` (margin on the true class only).
+
+    Args:
+        logits: [B, C] logits (cosine similarities for LDAM's normalised classifier).
+        y: [B] integer targets.
+        margins: [C] per-class margins (see :func:`ldam_margins`).
+        scale: the logit scale s (30 in Cao et al. with a cosine classifier).
+        weight: optional [C] class weights (DRW); the weighted mean as in
+            :func:`torch.nn.functional.cross_entropy`.
+
+    Returns:
+        The scalar loss.
+    """
+    m = margins.to(device=logits.device, dtype=logits.dtype)[y]
+    shifted = logits - F.one_hot(y, logits.shape[1]).to(logits.dtype) * m[:, None]
+    if weight is not None:
+        weight = weight.to(device=logits.device, dtype=logits.dtype)
+    return F.cross_entropy(scale * shifted, y, weight=weight)
+
+
+def drw_weights(counts: Counts, beta: float = 0.9999) -> torch.Tensor:
+    """Effective-number class weights w_j = (1 - beta) / (1 - beta^n_j), normalised to sum to C.
+
+    ``beta = 0`` gives all-ones weights (no re-weighting). Zero counts are treated as one.
+
+    Args:
+        counts: n_j, the training count of every class.
+        beta: the effective-number hyper-parameter (0.9999 in Cao et al.'s DRW).
+
+    Returns:
+        float32 weights of shape [C], on the device of ``counts`` if it is a tensor.
+    """
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"beta must be in [0, 1), got {beta}")
+    c = _counts(counts)
+    w = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), c))
+    w = w / w.sum() * len(c)
+    device = counts.device if isinstance(counts, torch.Tensor) else None
+    return w.to(dtype=torch.float32, device=device)
+
+
+def mse_consistency(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the softmax outputs, averaged over items and classes.
+
+    This is Mean Teacher's consistency cost (per item: the squared distance of the two class
+    distributions divided by C). Gradients flow to the student only.
+
+    Args:
+        student_logits: [B, C] logits of the trained model.
+        teacher_logits: [B, C] logits of the target model (detached here).
+
+    Returns:
+        The scalar cost.
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(
+            f"shape mismatch: {tuple(student_logits.shape)} vs {tuple(teacher_logits.shape)}"
+        )
+    p = F.softmax(student_logits.float(), dim=1)
+    q = F.softmax(teacher_logits.detach().float(), dim=1)
+    return F.mse_loss(p, q)
+
+
+def sigmoid_rampup(step: float, length: float) -> float:
+    """Sigmoid-shaped ramp exp(-5 (1 - t)^2), t = clip(step / length, 0, 1); 1 if length <= 0.
+
+    Args:
+        step: current position (epoch or optimiser step).
+        length: ramp-up length in the same unit.
+
+    Returns:
+        A factor in (0, 1]: exp(-5) at ``step = 0``, 1 from ``step = length`` on.
+    """
+    if length <= 0:
+        return 1.0
+    t = min(max(float(step) / float(length), 0.0), 1.0)
+    return math.exp(-5.0 * (1.0 - t) ** 2)

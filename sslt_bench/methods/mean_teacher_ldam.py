@@ -1,0 +1,123 @@
+"""Mean Teacher (Tarvainen & Valpola, NeurIPS 2017) with an LDAM-DRW student.
+
+The student is trained with LDAM-DRW (Cao et al. 2019) on labeled batches of D plus a
+consistency cost: the mean squared difference between its softmax on one weak view and the
+softmax of an exponential-moving-average teacher on a second, independent weak view, for
+unlabeled batches drawn from D ∪ U (Mean Teacher applies consistency to labeled items too).
+The cost's weight ramps up as 100 * exp(-5 (1 - t)^2) over the first 26.7% of training
+(40k of 150k steps in the original); the teacher's EMA decay is 0.99 during the ramp-up and
+0.999 after it (the original's values), capped at 1 - 1/(t + 1) at optimiser step t as in
+the authors' PyTorch code (early on the teacher is the plain average of the student so far,
+not biased towards the random initialisation). Student and teacher logits are cosine similarities
+scaled by LDAM's s = 30 before the softmax. Labeled and unlabeled batches share one student
+forward pass (as in the original); the teacher runs in training mode (batch statistics).
+The teacher is evaluated.
+
+Profiles: ``paper`` 200 epochs over D with LDAM-DRW's schedule (SGD lr 0.1, momentum 0.9,
+wd 2e-4, 5 warm-up epochs, lr x0.01 at 80% and 90%, DRW from 80%), batch 128 labeled + 128
+unlabeled (mu = 1: the original's half-labeled batches). ``quick``: 24 epochs (1 warm-up)
+and EMA decays 0.9 / 0.97 (so the teacher averages a similar share of the far shorter run):
+about 48k labeled + 96k unlabeled-view images on cifar10-sslt (~2,000 labeled), compute like
+~110k training images (teacher passes are forward-only), roughly 4-6 min for ResNet-20 on 2
+CPU cores at 300-500 img/s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import UsageError
+from ..losses import mse_consistency, sigmoid_rampup
+from ..registry import register_method
+from ..stages import Batch, Step, StepContext, Train, Unlabeled
+from .ldam_drw import LDAMDRW, LDAMConfig
+
+STUDENT_VIEW, TEACHER_VIEW = "weak", "weak:teacher"
+
+
+@dataclass
+class MeanTeacherLDAMConfig(LDAMConfig):
+    """Mean Teacher + LDAM-DRW settings.
+
+    Attributes:
+        mu: unlabeled batch size as a multiple of the labeled batch size.
+        consistency: maximum weight of the consistency cost.
+        rampup: fraction of training over which the consistency weight ramps up.
+        ema_decay: teacher EMA decay after the ramp-up.
+        ema_decay_rampup: teacher EMA decay during the ramp-up.
+    """
+
+    mu: int = 1
+    consistency: float = 100.0
+    rampup: float = 40_000 / 150_000
+    ema_decay: float = 0.999
+    ema_decay_rampup: float = 0.99
+
+    PROFILES = {
+        "quick": {"epochs": 24, "warmup_epochs": 1, "ema_decay": 0.97, "ema_decay_rampup": 0.9}
+    }
+    SMOKE = {**LDAMConfig.SMOKE}
+
+    def validate(self) -> None:
+        """Raise :class:`~sslt_bench.errors.UsageError` on out-of-range values."""
+        super().validate()
+        if self.mu < 1:
+            raise UsageError(f"mu must be >= 1, got {self.mu}")
+        if self.consistency < 0:
+            raise UsageError(f"consistency must be >= 0, got {self.consistency}")
+        if not 0.0 <= self.rampup <= 1.0:
+            raise UsageError(f"rampup must be in [0, 1], got {self.rampup}")
+        for key in ("ema_decay", "ema_decay_rampup"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise UsageError(f"{key} must be in [0, 1), got {getattr(self, key)}")
+
+
+@register_method(
+    "mean-teacher+ldam",
+    summary="Tarvainen & Valpola 2017: LDAM-DRW student, softmax-MSE consistency to EMA teacher",
+)
+class MeanTeacherLDAM(LDAMDRW):
+    """LDAM-DRW student plus consistency to an EMA teacher; the teacher is evaluated."""
+
+    Config = MeanTeacherLDAMConfig
+    eval_ema = True
+
+    def __init__(self, cfg: MeanTeacherLDAMConfig, info) -> None:
+        super().__init__(cfg, info)
+        self._train: Train | None = None
+
+    def loss(self, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
+        """LDAM-DRW on the labeled batch + ramped softmax-MSE consistency on the unlabeled one."""
+        c = self.cfg
+        ramp_len = c.rampup * ctx.epochs
+        in_rampup = ctx.epoch < ramp_len
+        if self._train is not None:  # the runner applies this decay right after the step
+            decay = c.ema_decay_rampup if in_rampup else c.ema_decay
+            self._train.ema_decay = min(decay, 1.0 - 1.0 / (ctx.step + 1))
+        n = len(batch.x)
+        logits = ctx.model(torch.cat([batch.x, batch.u[STUDENT_VIEW]]), "random")
+        sup, logs = self.ldam_drw(logits[:n], batch.y, ctx)
+        if ctx.ema is None:
+            raise RuntimeError("mean-teacher+ldam needs the runner's EMA model")
+        ctx.ema.train()
+        with torch.no_grad():
+            teacher = ctx.ema(batch.u[TEACHER_VIEW], "random")
+        cons = mse_consistency(c.scale * logits[n:], c.scale * teacher)
+        weight = c.consistency * sigmoid_rampup(ctx.epoch, ramp_len)
+        logs.update(sup=float(sup.detach()), consistency=float(cons.detach()), cons_weight=weight)
+        return sup + weight * cons, logs
+
+    def plan(self) -> list[Step]:
+        """One student stage on D with unlabeled batches from D ∪ U and an EMA teacher."""
+        c = self.cfg
+        self._train = Train(
+            "student",
+            c.epochs,
+            self.loss,
+            unlabeled=Unlabeled(mu=c.mu, views=(STUDENT_VIEW, TEACHER_VIEW), include_labeled=True),
+            ema_decay=c.ema_decay_rampup if c.rampup > 0 else c.ema_decay,
+            **self.ldam_train_kwargs(),
+        )
+        return [self._train]
