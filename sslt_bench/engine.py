@@ -224,7 +224,10 @@ def train_head_on_features(
             idx = torch.as_tensor(b, device=feats.device)
             loss = F.cross_entropy(head(feats[idx]), labels.to(feats.device)[idx])
             if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"non-finite loss in step {step.name!r}, epoch {epoch + 1}")
+                raise NonFiniteLoss(
+                    f"non-finite loss {loss.item()} in step {step.name!r}, "
+                    f"epoch {epoch + 1}, batch {i + 1}"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
