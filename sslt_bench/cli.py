@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -195,7 +196,11 @@ def _load(folders: tuple[str, ...]) -> list[dict]:
     from .records import load_records
 
     dirs = [Path(f) for f in folders] or [RESULTS, Path("leaderboards")]
-    records = load_records(dirs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = load_records(dirs)
+    for w in caught:  # e.g. "skipping unreadable record <file>: ..." as one plain line
+        click.echo(f"warning: {w.message}", err=True)
     if not records:
         raise UsageError(
             "no result records under "
