@@ -258,6 +258,8 @@ def _quoted_lines(rows, columns, notes: list[str], methods: set[str] | None) -> 
                     f"{col_label}: the quoted paper Table {table} rows differ from the measured "
                     f"rows in {'; '.join(diff)}. Not a like-for-like comparison."
                 )
+        if not blocks:
+            notes.append(f"{col_label}: the paper reports no numbers for this data set/setting.")
         for note in sorted({q["notes"] for q in blocks.values() if q["notes"]}):
             notes.append(f"{col_label}: {note}")
     if out:
