@@ -5,6 +5,8 @@
   2019, after Cui et al. 2019).
 * :func:`mse_consistency`, :func:`sigmoid_rampup`: Mean Teacher's consistency cost and its
   ramp-up (Tarvainen & Valpola 2017, after Laine & Aila 2017).
+* :func:`kl_consistency`: KL temporal consistency to previous-epoch probabilities (the
+  alternate-sampling paper's eq. 2, after Laine & Aila 2017).
 
 Methods add their shared losses here as further functions.
 """
@@ -133,3 +135,29 @@ def sigmoid_rampup(step: float, length: float) -> float:
         return 1.0
     t = min(max(float(step) / float(length), 0.0), 1.0)
     return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+def kl_consistency(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """KL(target || softmax(logits)) per sample, averaged over the batch.
+
+    The temporal-consistency term of the alternate-sampling paper (eq. 2, after Laine & Aila
+    2017): ``target`` holds each sample's class probabilities from the previous epoch (fixed,
+    no gradient), ``logits`` this epoch's. Zero-probability target entries contribute 0.
+
+    Args:
+        logits: this epoch's logits ``[B, C]``.
+        target: previous-epoch probabilities ``[B, C]`` (rows sum to 1).
+        mask: samples that have a target ``[B]``; the others contribute 0 (the mean is still
+            over all ``B``, so the term's weight matches a sum over samples as in eq. 2).
+
+    Returns:
+        Scalar loss.
+    """
+    target = target.detach().float()
+    log_p = F.log_softmax(logits.float(), dim=1)
+    kl = (torch.xlogy(target, target) - target * log_p).sum(1)
+    if mask is not None:
+        kl = torch.where(mask, kl, torch.zeros_like(kl))
+    return kl.sum() / max(len(kl), 1)
