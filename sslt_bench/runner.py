@@ -75,6 +75,55 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _split_mismatch(split: Split, data: SSLTData) -> str | None:
+    """Why an exported split cannot be used with ``data`` (``None`` if it can).
+
+    Checks the data set, the class names, that every index exists, and that every item the
+    data's own split also labels carries the same label there (a changed data folder).
+    """
+    built = data.split
+    if split.dataset != built.dataset:
+        return f"it is of data set {split.dataset!r}, the data is {built.dataset!r}"
+    if tuple(split.class_names) != tuple(built.class_names):
+
+        def names(s: Split) -> str:
+            return ", ".join(s.class_names[:5]) + (", ..." if s.num_classes > 5 else "")
+
+        return (
+            f"its {split.num_classes} classes ({names(split)}) differ "
+            f"from the data's {built.num_classes} ({names(built)})"
+        )
+    n_train, n_test = len(data.train), len(data.test)
+    train_max = max(split.labeled_idx.max(initial=-1), split.unlabeled_idx.max(initial=-1))
+    if train_max >= n_train or split.test_idx.max(initial=-1) >= n_test:
+        return (
+            f"it indexes item {max(train_max, split.test_idx.max(initial=-1))} but the data has "
+            f"{n_train} train and {n_test} test images"
+        )
+    for what, n, ours, theirs in (
+        (
+            "train",
+            n_train,
+            [(built.labeled_idx, built.labeled_y), (built.unlabeled_idx, built.unlabeled_y_hidden)],
+            [(split.labeled_idx, split.labeled_y), (split.unlabeled_idx, split.unlabeled_y_hidden)],
+        ),
+        ("test", n_test, [(built.test_idx, built.test_y)], [(split.test_idx, split.test_y)]),
+    ):
+        known = np.full(n, -1, dtype=np.int64)
+        for idx, y in ours:
+            known[idx] = y
+        for idx, y in theirs:
+            k = known[idx]
+            bad = np.flatnonzero((k >= 0) & (y >= 0) & (k != y))
+            if len(bad):
+                i = bad[0]
+                return (
+                    f"{what} item {idx[i]} has label {y[i]} in the file but {k[i]} in the data "
+                    f"({len(bad)} such items)"
+                )
+    return None
+
+
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
@@ -84,8 +133,9 @@ class Runner:
 
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
-        if not 0 <= spec.seed < 2**31 or not 0 <= spec.split_seed < 2**31:
-            raise UsageError(f"seed must be in [0, 2**31), got {spec.seed}/{spec.split_seed}")
+        for name, value in (("seed", spec.seed), ("split seed", spec.split_seed)):
+            if not 0 <= value < 2**31:
+                raise UsageError(f"{name} must be in [0, 2**31), got {value}")
         self.method_cls: type[Method] = METHODS.get(spec.method)
         self.builder = DATASETS.get(spec.dataset)
         routed = split_overrides(
@@ -111,20 +161,16 @@ class Runner:
             self.data_params, self.spec.split_seed, Path(root) if root else None
         )
         if self.spec.split_file:
-            split = Split.load(self.spec.split_file)
-            mismatch = (
-                split.dataset != data.split.dataset
-                or split.num_classes != data.split.num_classes
-                or max(split.labeled_idx.max(initial=0), split.unlabeled_idx.max(initial=0))
-                >= len(data.train)
-                or split.test_idx.max(initial=0) >= len(data.test)
-            )
-            if mismatch:
+            try:
+                split = Split.load(self.spec.split_file)
+            except UsageError as exc:  # name the file (an edited file's hash error does not)
+                msg, name = str(exc), str(self.spec.split_file)
+                raise UsageError(msg if name in msg else f"{name}: {msg}") from None
+            why = _split_mismatch(split, data)
+            if why:
                 raise UsageError(
-                    f"split file {self.spec.split_file} (data set {split.dataset}, "
-                    f"{split.num_classes} classes) does not match data set "
-                    f"{data.split.dataset} with {data.split.num_classes} classes "
-                    f"and {len(data.train)} train images"
+                    f"split file {self.spec.split_file} does not match the data: {why}; "
+                    f"export one of this data with 'sslt-bench splits export'"
                 )
             data.split = split
         return data
