@@ -200,3 +200,13 @@ def test_real_cifar10_tarball():
     assert np.bincount(data.split.test_y).tolist() == [1000] * 10
     assert 0.4 < data.mean[0] < 0.55 and 0.2 < data.std[2] < 0.3
     assert _cache.cache_path("cifar10-tar", _cache.file_digest(TARBALL)).exists()
+
+
+def test_tarball_missing_class(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSLT_CACHE", str(tmp_path / "cache"))
+    _write_copies(tmp_path, np.random.default_rng(4))
+    with tarfile.open(tmp_path / "partial.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "tree" / "cifar10" / "train" / "cat", arcname="cifar10/train/cat")
+        tar.add(tmp_path / "tree" / "cifar10" / "test", arcname="cifar10/test")
+    with pytest.raises(UsageError, match="no train/<class>/<image> files for class.*airplane"):
+        Cifar10SSLT.build(params(n_max=2), 0, tmp_path / "partial.tar.gz")

@@ -78,8 +78,13 @@ def _tar_parts(path: Path) -> dict[str, list[tuple[str, object]]]:
         part, cls, fname = (Path(name).parts[-3:] + ("", "", ""))[:3]
         if part in files and cls in CLASSES:
             files[part].append((f"{cls}/{fname}", data))
-    if not files["train"] or not files["test"]:
-        raise UsageError(f"tarball {path} has no <train|test>/<class>/<image> files of CIFAR-10")
+    for part, items in files.items():
+        missing = sorted(set(CLASSES) - {rel.split("/")[0] for rel, _ in items})
+        if missing:
+            raise UsageError(
+                f"tarball {path} has no {part}/<class>/<image> files for class(es) "
+                f"{', '.join(missing)}; expected a CIFAR-10 ImageFolder copy"
+            )
     return files
 
 
@@ -118,6 +123,7 @@ def load_cifar10(root: Path | None, download: bool = False) -> dict:
 
 
 def load_pool(path: str) -> tuple[torch.Tensor, np.ndarray]:
+    """Read an unlabeled pool file: uint8 images [N, 3, 32, 32] and labels [N] (-1 unknown)."""
     try:
         if path.endswith(".npz"):
             with np.load(path) as z:
