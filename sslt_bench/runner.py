@@ -523,9 +523,10 @@ class Runner:
         np.random.seed(seed)
         torch.manual_seed(seed)
         if self.spec.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.deterministic = True
 
     def _record(
         self,
@@ -572,6 +573,7 @@ class Runner:
             if self.device.type == "cuda"
             else platform.processor() or platform.machine(),
             "threads": torch.get_num_threads(),
+            "deterministic": spec.deterministic,
             "torch": torch.__version__,
             "sslt_bench": __version__,
             "git": git_revision(),
