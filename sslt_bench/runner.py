@@ -524,8 +524,9 @@ class Runner:
         torch.manual_seed(seed)
         if self.spec.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
-            # warn_only: adaptive_avg_pool2d's CUDA backward (every backbone's global pooling)
-            # is flagged and would raise, though with a 1x1 output it writes each gradient once
+            # warn_only: an op without a deterministic CUDA kernel (PyTorch's list: e.g. the
+            # backward of bilinear interpolate or grid_sample) warns, naming it, instead of
+            # aborting a long run with RuntimeError
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
