@@ -7,6 +7,8 @@
   ramp-up (Tarvainen & Valpola 2017, after Laine & Aila 2017).
 * :func:`kl_consistency`: KL temporal consistency to previous-epoch probabilities (the
   alternate-sampling paper's eq. 2, after Laine & Aila 2017).
+* :func:`fixmatch_mask`, :func:`fixmatch_unlabeled_loss`: confidence-masked hard pseudo-label
+  cross-entropy between a weak and a strong view (Sohn et al. 2020).
 
 Methods add their shared losses here as further functions.
 """
@@ -161,3 +163,44 @@ def kl_consistency(
     if mask is not None:
         kl = torch.where(mask, kl, torch.zeros_like(kl))
     return kl.sum() / max(len(kl), 1)
+
+
+def fixmatch_mask(probs: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hard pseudo-labels and their confidence mask (FixMatch, Sohn et al. 2020).
+
+    Args:
+        probs: [B, C] class probabilities (of the weak view).
+        threshold: confidence tau; an item is kept if its largest probability is >= tau.
+
+    Returns:
+        ``(labels, mask)``: the [B] argmax classes and a [B] float mask (1 = kept, 0 = not).
+    """
+    conf, labels = probs.max(dim=1)
+    return labels, (conf >= threshold).to(probs.dtype)
+
+
+def fixmatch_unlabeled_loss(
+    weak_logits: torch.Tensor, strong_logits: torch.Tensor, threshold: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """FixMatch's unlabeled term: masked CE of the strong view to the weak view's hard label.
+
+    ``(1 / B) * sum_b 1[max p_b >= tau] * CE(strong_b, argmax p_b)`` with ``p = softmax(weak)``
+    computed without gradient: the weak view only supplies targets. The mean is over all ``B``
+    items (masked ones count as zero), as in the paper.
+
+    Args:
+        weak_logits: [B, C] logits of the weakly augmented view (detached here).
+        strong_logits: [B, C] logits of the strongly augmented view of the same images.
+        threshold: confidence tau (0.95 in the paper).
+
+    Returns:
+        ``(loss, mask)``: the scalar loss and the [B] float mask (its mean is the mask rate).
+    """
+    if weak_logits.shape != strong_logits.shape:
+        raise ValueError(
+            f"shape mismatch: {tuple(weak_logits.shape)} vs {tuple(strong_logits.shape)}"
+        )
+    probs = F.softmax(weak_logits.detach().float(), dim=1)
+    labels, mask = fixmatch_mask(probs, threshold)
+    ce = F.cross_entropy(strong_logits.float(), labels, reduction="none")
+    return (ce * mask).sum() / max(len(ce), 1), mask
