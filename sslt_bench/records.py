@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import tempfile
+import uuid
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,11 +23,16 @@ RECORD_VERSION = 1
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via temp file + fsync + rename."""
+    """Write ``data`` to ``path`` via temp file + fsync + rename (+ fsync of the folder).
+
+    The file gets the permissions a plain ``open(path, "w")`` would (0666 minus the umask), so
+    records and checkpoints in a shared results folder stay readable by the group.
+    """
     path = Path(path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
         raise UsageError(
             f"cannot write to {path.parent}: {exc.strerror}; choose a writable folder with --out"
@@ -40,6 +46,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    try:  # make the rename itself durable (power loss); not supported everywhere
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

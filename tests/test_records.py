@@ -50,6 +50,13 @@ def test_failed_write_keeps_old_record_and_leaves_no_temp(tmp_path, monkeypatch)
     assert not (tmp_path / "table.md").exists() and _leftovers(tmp_path) == []
 
 
+def test_written_files_get_the_usual_permissions(tmp_path):
+    umask = os.umask(0)
+    os.umask(umask)
+    atomic_write_json(tmp_path / "r.json", {"a": 1})  # not mkstemp's private 0600
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 WRITER = """
 import sys
 from pathlib import Path
