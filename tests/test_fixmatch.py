@@ -108,7 +108,7 @@ def test_plan_follows_the_paper_and_quick_keeps_the_ratio():
     (step,) = _method().plan()
     assert isinstance(step, Train) and FixMatch.eval_ema
     assert step.unlabeled.mu == 7 and step.unlabeled.views == ("weak", "strong")
-    assert not step.unlabeled.include_labeled
+    assert step.unlabeled.include_labeled  # the official unlabeled set is all training data
     assert (step.lr, step.nesterov, step.weight_decay, step.ema_decay) == (0.03, True, 5e-4, 0.999)
     assert step.epochs * step.steps_per_epoch == 2**20 and step.batch_size == 64
     quick = build_config(FixMatchConfig, "quick")
