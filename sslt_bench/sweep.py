@@ -9,7 +9,8 @@ from its checkpoint (the runner's own resume).
 Launchers:
 
 * ``local``: ``--jobs N`` parallel ``python -m sslt_bench run ... --no-progress`` subprocesses,
-  each with ``cores // N`` threads and its own log in ``<out>/logs/``.
+  each with ``cores // N`` threads and its own log in ``<out>/logs/``; on a machine with GPUs
+  the parallel slots are spread over the visible GPUs (``CUDA_VISIBLE_DEVICES``).
 * ``slurm``: one submitit job per run (``pip install 'sslt-bench[slurm]'``); with
   ``--gpus-per-run G > 1`` a job has G tasks that train one run with DDP
   (:mod:`sslt_bench.distributed`). On preemption or timeout submitit requeues the job, which
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -147,6 +149,16 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def visible_gpus() -> list[str]:
+    """CUDA devices local runs are spread over (one per parallel slot, round robin)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    vis = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return vis.split(",") if vis else [str(i) for i in range(torch.cuda.device_count())]
+
+
 def run_local(runs: Sequence[PlannedRun], jobs: int, echo: Callable[[str], None] = print) -> None:
     """Run the pending runs as ``jobs`` parallel subprocesses; sets each run's status."""
     threads = max(1, cpu_count() // jobs)
@@ -156,8 +168,21 @@ def run_local(runs: Sequence[PlannedRun], jobs: int, echo: Callable[[str], None]
     procs: dict[int, subprocess.Popen] = {}
     lock = threading.Lock()
     stopping = threading.Event()
+    gpus = visible_gpus() if jobs > 1 else []
+    slots: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for s in range(jobs):
+        slots.put(s)
 
     def one(i: int, run: PlannedRun) -> PlannedRun:
+        slot = slots.get()
+        try:
+            return start(
+                i, run, {**env, "CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]} if gpus else env
+            )
+        finally:
+            slots.put(slot)
+
+    def start(i: int, run: PlannedRun, env: dict[str, str]) -> PlannedRun:
         if stopping.is_set():
             run.status, run.detail = "failed", "not started (interrupted)"
             return run
