@@ -210,3 +210,9 @@ def test_tarball_missing_class(tmp_path, monkeypatch):
         tar.add(tmp_path / "tree" / "cifar10" / "test", arcname="cifar10/test")
     with pytest.raises(UsageError, match="no train/<class>/<image> files for class.*airplane"):
         Cifar10SSLT.build(params(n_max=2), 0, tmp_path / "partial.tar.gz")
+
+
+def test_auto_n_max_follows_unlabeled_factor():
+    assert params().effective_n_max == 833
+    assert params(unlabeled_factor=4).effective_n_max == 1000
+    assert params(n_max=100, unlabeled_factor=9).effective_n_max == 100

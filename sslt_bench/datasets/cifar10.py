@@ -3,7 +3,8 @@
 Labeled D: n_i = floor(n_max * ratio^(-i/9)) images of CIFAR class i (airplane = head, truck =
 tail), at least 1 each; ratio 100 (default) or 1000. Unlabeled U: the same class distribution,
 ``unlabeled_factor`` (5) times larger. The paper took U from Tiny Images (withdrawn), so by
-default U comes from the CIFAR-10 train images not in D, which needs n_max = 5000 // 6 = 833.
+default U comes from the CIFAR-10 train images not in D, which needs n_max = 5000 // (1 + 5) =
+833 (``n_max`` unset = 5000 // (1 + unlabeled_factor)).
 Paper-faithful variant: ``--set unlabeled_source=POOL`` keeps the paper's n_max = 5000 and
 draws U class-proportionally from an external pool file: ``.npz`` (or a ``torch.save``-d
 dict) with ``images`` (uint8 ``[N, 32, 32, 3]`` or ``[N, 3, 32, 32]``) and ``labels``
@@ -43,8 +44,8 @@ class Cifar10Params:
 
     Attributes:
         imbalance_ratio: n_max / n_min of the labeled counts (100 or 1000 in the paper).
-        n_max: labeled images of the head class; ``None`` = 833 (U from CIFAR) or 5000 (U
-            from ``unlabeled_source``).
+        n_max: labeled images of the head class; ``None`` = 5000 // (1 + unlabeled_factor)
+            (833 by default) with U from CIFAR, or 5000 with U from ``unlabeled_source``.
         unlabeled_factor: |U_j| / |D_j| for every class j.
         unlabeled_source: path of an external unlabeled pool (the paper-faithful variant).
         download: fetch the official batches with torchvision when no copy is found.
@@ -79,7 +80,7 @@ class Cifar10Params:
         """n_max, or its default for the chosen unlabeled source."""
         if self.n_max is not None:
             return self.n_max
-        return PER_CLASS if self.unlabeled_source else PER_CLASS // 6
+        return PER_CLASS if self.unlabeled_source else PER_CLASS // (1 + self.unlabeled_factor)
 
 
 def make_split(
