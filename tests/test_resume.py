@@ -39,9 +39,10 @@ RESUME_SETTINGS = {
 }
 
 
-def _env() -> dict[str, str]:
+def _env(hash_seed: str) -> dict[str, str]:
+    """One thread count for all processes; each its own hash seed, as separate shells have."""
     env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED=hash_seed)
     return env
 
 
@@ -69,6 +70,14 @@ def _kill_target(method: str, overrides: list[str], tmp: Path) -> tuple[int, int
     trains = [(i, s.epochs) for i, s in enumerate(plan) if isinstance(s, Train) and s.epochs >= 2]
     assert trains, f"{method}: no Train step with >= 2 epochs under {overrides}"
     return trains[-1]
+
+
+def _stamp(ckpt_dir: Path) -> tuple | None:
+    try:
+        st = next(f for f in ckpt_dir.glob("*.pt") if not f.name.endswith(".prev.pt")).stat()
+    except (StopIteration, FileNotFoundError):
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def _progress(ckpt_dir: Path) -> dict | None:
@@ -104,10 +113,9 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(method, tmp_path):
     overrides = RESUME_SETTINGS[method]
     target, epochs = _kill_target(method, overrides, tmp_path / "probe")
     ref_out, out = tmp_path / "ref", tmp_path / "killed"
-    env = _env()
     ref = subprocess.Popen(
         _cmd(method, ref_out, overrides),
-        env=env,
+        env=_env("1"),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -115,18 +123,21 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(method, tmp_path):
     )
     victim = subprocess.Popen(
         _cmd(method, out, overrides),
-        env=env,
+        env=_env("2"),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.time() + 120
+        deadline, seen = time.time() + 600, None
         while time.time() < deadline and victim.poll() is None:
-            p = _progress(out / "checkpoints")
-            if p is not None and (p["step"], p["epoch"]) >= (target, 1):
-                break
-            time.sleep(0.01)
+            stamp = _stamp(out / "checkpoints")
+            if stamp is not None and stamp != seen:  # a new checkpoint: where is the run?
+                p = _progress(out / "checkpoints")
+                seen = stamp if p is not None else None  # None: being replaced, look again
+                if p is not None and (p["step"], p["epoch"]) >= (target, 1):
+                    break
+            time.sleep(0.005)
         assert victim.poll() is None, "the run ended before it could be killed; make it longer"
         time.sleep(0.02)  # into the next epoch's batches
         os.kill(victim.pid, signal.SIGKILL)
@@ -140,7 +151,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(method, tmp_path):
 
     resumed = subprocess.run(
         _cmd(method, out, overrides),
-        env=env,
+        env=_env("3"),
         cwd=tmp_path,
         capture_output=True,
         text=True,
