@@ -66,7 +66,7 @@ def _decode_parts(files: dict[str, list[tuple[str, object]]], where: str = "") -
 def _from_folders(top: Path) -> dict:
     _, train = scan_class_folders(top / "train", list(CLASSES), "train")
     _, test = scan_class_folders(top / "test", list(CLASSES), "test")
-    files = {p: [(f.relative_to(top / p).as_posix(), f) for fs in fl for f in fs]
+    files = {p: [(f"{c}/{f.name}", f) for c, fs in zip(CLASSES, fl, strict=True) for f in fs]
              for p, fl in (("train", train), ("test", test))}  # fmt: skip
     key = _cache.files_key(top, [f for fl in (train, test) for fs in fl for f in fs])
     return _cache.cached("cifar10-folders", key, lambda: _decode_parts(files))
