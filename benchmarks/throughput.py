@@ -133,21 +133,26 @@ def worker_ours(case: str, data_root: str | None, steps: int, warmup: int, eval_
         return time.perf_counter() - t
 
     loop(warmup), ceiling(warmup)
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    f0, c0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, _cpu()
     t_loop = loop(steps)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+    c1 = _cpu()
     t_ceil = ceiling(steps)
+    c2 = _cpu()
     idx = np.resize(split.test_idx, eval_n)
     embed_items(model, data.test, idx[:batch], aug, device, amp=amp)  # warm-up
     _sync(device)
-    t = time.perf_counter()
+    t, c3 = time.perf_counter(), _cpu()
     predict(model, "random", embed_items(model, data.test, idx, aug, device, amp=amp))
     _sync(device)
-    t_eval = time.perf_counter() - t
+    t_eval, c4 = time.perf_counter() - t, _cpu()
     return {
         "train": steps * batch / t_loop,
         "ceiling": steps * batch / t_ceil,
+        "train_cpu": steps * batch / (c1 - c0),
+        "ceiling_cpu": steps * batch / (c2 - c1),
         "eval": eval_n / t_eval,
+        "eval_cpu": eval_n / (c4 - c3),
         "minor_faults_per_step": faults / steps,
     }
 
@@ -266,6 +271,12 @@ def worker_methods(epochs: int, loops: int, loop_epochs: int) -> dict:
     return out
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process so far: robust to other processes' load."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -320,6 +331,7 @@ def main() -> None:
         default="20,5,10",
         help="alternate timing: init epochs, loops, epochs per loop",
     )
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: cores)")
     ap.add_argument("--json", default=None, help="also write the figures here")
     ap.add_argument("--worker", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -332,9 +344,12 @@ def main() -> None:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     pil_workers = cores if a.pil_workers is None else a.pil_workers
-    threads = {"OMP_NUM_THREADS": str(cores)}
+    threads = {"OMP_NUM_THREADS": str(a.threads or cores)}
     print(f"machine: {machine()}")
-    print(f"load average at start: {os.getloadavg()[0]:.2f} ({cores} cores)")
+    print(
+        f"load average at start: {os.getloadavg()[0]:.2f} ({cores} cores); "
+        f"{threads['OMP_NUM_THREADS']} torch threads per process"
+    )
     results: dict = {"machine": machine(), "load_start": os.getloadavg()[0], "cases": {}}
     for case in a.cases.split(","):
         dataset = CASES[case][0]
@@ -375,6 +390,12 @@ def main() -> None:
         print(
             f"  malloc tuning: train {m['train'] / o['train']:.3f}x, "
             f"ceiling {m['ceiling'] / o['ceiling']:.3f}x, eval {m['eval'] / o['eval']:.3f}x"
+        )
+        print(
+            f"  per CPU-second (load-independent): ours train {o['train_cpu']:.0f} img "
+            f"(ceiling {o['ceiling_cpu']:.0f}), with malloc tuning {m['train_cpu']:.0f} "
+            f"(ceiling {m['ceiling_cpu']:.0f}): {m['train_cpu'] / o['train_cpu']:.3f}x; "
+            f"eval {o['eval_cpu']:.0f} vs {m['eval_cpu']:.0f}: {m['eval_cpu'] / o['eval_cpu']:.3f}x"
         )
 
     e, loops, per = (int(v) for v in a.method_epochs.split(","))

@@ -145,7 +145,7 @@ def run(
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         from .distributed import launch
 
-        sys.exit(launch(nproc, _ARGS))
+        sys.exit(launch(nproc, _ARGS, runner.device))
     rec = runner.run()
     from .distributed import is_main_process
 
@@ -496,9 +496,38 @@ def sweep(
         sys.exit(1)
 
 
+#: glibc malloc settings applied to training commands (docs/scale-out.md): keep freed large
+#: buffers instead of unmapping them, so tensors are not re-faulted from the kernel every step.
+MALLOC_TUNING = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
+
+
+def _malloc_tuning_reexec(args: list[str]) -> None:
+    """Re-exec ``run``/``sweep`` once with :data:`MALLOC_TUNING` (glibc Linux only).
+
+    The variables must be set before the process starts; ``SSLT_MALLOC_TUNING=0`` disables
+    this, and a user's own ``MALLOC_*`` settings are left alone.
+    """
+    import platform
+
+    command = next((a for a in args if not a.startswith("-")), None)
+    if (
+        command not in ("run", "sweep")
+        or os.environ.get("SSLT_MALLOC_TUNING", "1") == "0"
+        or any(k in os.environ for k in MALLOC_TUNING)
+        or not sys.platform.startswith("linux")
+        or platform.libc_ver()[0] != "glibc"
+    ):
+        return
+    env = {**os.environ, **MALLOC_TUNING}
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "sslt_bench", *args], env)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors with exit code 2 unless ``--debug``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # a real process start (console script or python -m), not a library call
+        _malloc_tuning_reexec(args)
     _ARGS[:] = args
     debug = "--debug" in args
     try:

@@ -256,11 +256,19 @@ def _destroy() -> None:
         tdist.destroy_process_group()
 
 
-def launch(nproc: int, args: list[str]) -> int:
+def launch(nproc: int, args: list[str], device: torch.device | None = None) -> int:
     """Run ``sslt-bench ARGS`` on ``nproc`` local ranks via ``torch.distributed.run``.
 
-    CPU ranks get ``cores // nproc`` threads each unless ``OMP_NUM_THREADS`` is set.
+    CPU ranks get ``cores // nproc`` threads each unless ``OMP_NUM_THREADS`` is set; CUDA
+    ranks need one GPU each.
     """
+    if device is not None and device.type == "cuda" and nproc > torch.cuda.device_count():
+        from .errors import UsageError
+
+        raise UsageError(
+            f"--nproc {nproc} needs {nproc} GPUs but {torch.cuda.device_count()} are visible; "
+            "use --nproc <= that number or --device cpu"
+        )
     args = _without_option(args, "--nproc")
     env = dict(os.environ)
     if "OMP_NUM_THREADS" not in env:

@@ -125,3 +125,8 @@ def test_two_gloo_ranks_match_single_process(tmp_path):
     (again,) = (out / "records").glob("*.json")
     rec2 = json.loads(again.read_text())
     assert rec2["resumed_from"] is not None and rec2["metrics"] == rec["metrics"]
+
+
+def test_bad_nproc(cli_run):
+    _, text = cli_run("run", "--nproc", "0", "--device", "cpu", expect=2)
+    assert "--nproc must be >= 1, got 0" in text

@@ -51,21 +51,20 @@ def test_local_sweep_runs_skips_and_reports_failures(tmp_path, cli_run):
     assert {json.loads(p.read_text())["seed"] for p in records} == {0, 1}
     assert (out / "logs" / "digits-sslt__erm__quick__seed0.log").read_text().count("overall") == 1
 
-    # A record with status failed does not count: only that run is repeated.
+    # Everything there: nothing starts. A different config or seed is a different run.
+    _, text = cli_run(*args, "--seeds", "0-1")
+    assert "sweep: 2 runs: 2 skipped" in text
+    _, text = cli_run(*args, "--seeds", "0-1", "--set", "lr=0.05", "--dry-run")
+    assert "0 with a record already" in text
+    _, text = cli_run(*args, "--seeds", "0-2", "--dry-run")
+    assert "2 with a record already" in text and "run  digits-sslt__erm__quick__seed2" in text
+
+    # A record with status failed does not count: only that run would be repeated.
     rec = json.loads(records[1].read_text())
     rec["status"] = "failed"
     records[1].write_text(json.dumps(rec))
     _, text = cli_run(*args, "--seeds", "0-1", "--dry-run")
     assert "1 with a record already" in text and text.count("run  digits-sslt__erm") == 1
-    _, text = cli_run(*args, "--seeds", "0-1")
-    assert "sweep: 2 runs: 1 done, 1 skipped" in text, text
-    assert json.loads(records[1].read_text())["status"] == "ok"
-
-    # Everything there: nothing starts. A different config is a different run.
-    _, text = cli_run(*args, "--seeds", "0-1")
-    assert "sweep: 2 runs: 2 skipped" in text
-    _, text = cli_run(*args, "--seeds", "0-1", "--set", "lr=0.05", "--dry-run")
-    assert "0 with a record already" in text
 
 
 def test_failed_run_is_reported_with_its_log(tmp_path):
@@ -100,3 +99,25 @@ def test_submitit_local_executor(tmp_path):
     task = sw.SubmititTask(runs[0].spec)
     delayed = task.checkpoint()
     assert delayed.function.spec == runs[0].spec
+
+
+def test_malloc_tuning_reexec(monkeypatch):
+    from sslt_bench import cli
+
+    calls = []
+    monkeypatch.setattr(cli.os, "execve", lambda exe, argv, env: calls.append((argv, env)))
+    for key in (*cli.MALLOC_TUNING, "SSLT_MALLOC_TUNING"):
+        monkeypatch.delenv(key, raising=False)
+    cli._malloc_tuning_reexec(["list", "methods"])  # not a training command
+    assert calls == []
+    cli._malloc_tuning_reexec(["--debug", "run", "--method", "erm"])
+    if calls:  # glibc Linux
+        argv, env = calls.pop()
+        assert argv[1:] == ["-m", "sslt_bench", "--debug", "run", "--method", "erm"]
+        assert all(env[k] == v for k, v in cli.MALLOC_TUNING.items())
+    monkeypatch.setenv("SSLT_MALLOC_TUNING", "0")  # switched off
+    cli._malloc_tuning_reexec(["sweep"])
+    monkeypatch.delenv("SSLT_MALLOC_TUNING")
+    monkeypatch.setenv("MALLOC_MMAP_MAX_", "65536")  # the user's own setting wins
+    cli._malloc_tuning_reexec(["run"])
+    assert calls == []
