@@ -135,15 +135,22 @@ class Dist:
         return replace(step, loss=ddp_loss)
 
     def reduce_stats(self, stats: dict[str, float]) -> dict[str, float]:
-        """Epoch statistics over all ranks: ``images`` summed, everything else averaged."""
+        """Epoch statistics over all ranks: ``images`` summed, the rest averaged.
+
+        A value is averaged over the ranks that logged it (a method may log it on some only).
+        """
         if not self.enabled:
             return stats
-        keys = sorted(stats)
-        t = self._comm(torch.tensor([float(stats[k]) for k in keys], dtype=torch.float64))
+        names: list[list[str]] = [[] for _ in range(self.world_size)]
+        tdist.all_gather_object(names, sorted(stats))
+        keys = sorted(set().union(*names))
+        vals = [float(stats.get(k, 0.0)) for k in keys] + [float(k in stats) for k in keys]
+        t = self._comm(torch.tensor(vals, dtype=torch.float64))
         tdist.all_reduce(t)
-        vals = t.cpu().tolist()
+        sums, counts = t[: len(keys)].tolist(), t[len(keys) :].tolist()
         return {
-            k: v if k == "images" else v / self.world_size for k, v in zip(keys, vals, strict=True)
+            k: v if k == "images" else v / max(n, 1)
+            for k, v, n in zip(keys, sums, counts, strict=True)
         }
 
     def snapshot(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
