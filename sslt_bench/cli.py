@@ -1,4 +1,4 @@
-"""The ``sslt-bench`` command line: run, sweep, list, table, splits.
+"""The ``sslt-bench`` command line: run, sweep, list, table, plot, splits.
 
 Bad input raises :class:`~sslt_bench.errors.UsageError`: one line on stderr, exit code 2, no
 traceback (``--debug`` shows it).
