@@ -28,6 +28,48 @@ def _run_spec(**kw):
     return RunSpec(**kw)
 
 
+#: Options shared by ``run`` and ``sweep`` (one definition each).
+_RUN_OPTIONS = [
+    click.option(
+        "--split-seed",
+        default=0,
+        show_default=True,
+        type=int,
+        help="Split seed (fixed published splits use 0).",
+    ),
+    click.option("--profile", default="quick", show_default=True, help="quick (CPU) or paper."),
+    click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a method or data set setting (repeatable).",
+    ),
+    click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
+    click.option("--out", default=str(RESULTS), show_default=True, help="Results folder."),
+    click.option("--data-root", default=None, help="Where data sets live (or SSLT_DATA)."),
+    click.option("--workers", default=0, show_default=True, help="DataLoader workers (file data)."),
+    click.option(
+        "--amp",
+        default="auto",
+        type=click.Choice(["auto", "none", "bf16", "fp16"]),
+        show_default=True,
+        help="Mixed precision on CUDA (ignored on CPU).",
+    ),
+]
+
+
+def _with_options(options: list):
+    """A decorator applying a list of click options in order."""
+
+    def decorate(fn):
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return decorate
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 @click.pass_context
@@ -40,24 +82,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--method", default="erm", show_default=True, help="Registered method.")
 @click.option("--dataset", default="digits-sslt", show_default=True, help="Registered data set.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Training seed.")
-@click.option(
-    "--split-seed",
-    default=0,
-    show_default=True,
-    type=int,
-    help="Split seed (fixed published splits use 0).",
-)
-@click.option("--profile", default="quick", show_default=True, help="quick (CPU) or paper.")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a method or data set setting (repeatable).",
-)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--out", default=str(RESULTS), show_default=True, help="Results folder.")
-@click.option("--data-root", default=None, help="Where data sets live (or SSLT_DATA).")
+@_with_options(_RUN_OPTIONS)
 @click.option("--split-file", default=None, help="Run on an exported split (JSON).")
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint and start over.")
 @click.option(
@@ -65,14 +90,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     default=True,
     show_default=True,
     help="Continue from the last checkpoint of the same run (default).",
-)
-@click.option("--workers", default=0, show_default=True, help="DataLoader workers (file data).")
-@click.option(
-    "--amp",
-    default="auto",
-    type=click.Choice(["auto", "none", "bf16", "fp16"]),
-    show_default=True,
-    help="Mixed precision on CUDA (ignored on CPU).",
 )
 @click.option(
     "--eval-every",
@@ -330,12 +347,6 @@ _split_opts = [
 ]
 
 
-def _with_split_opts(fn):
-    for opt in reversed(_split_opts):
-        fn = opt(fn)
-    return fn
-
-
 def _show_planned_counts(dataset, seed, overrides):
     from .config import build_config, split_overrides
 
@@ -360,7 +371,7 @@ def _show_planned_counts(dataset, seed, overrides):
 
 
 @splits.command("show")
-@_with_split_opts
+@_with_options(_split_opts)
 @click.option(
     "--counts-only",
     is_flag=True,
@@ -390,7 +401,7 @@ def splits_show(dataset, seed, overrides, data_root, counts_only):
 
 
 @splits.command("export")
-@_with_split_opts
+@_with_options(_split_opts)
 @click.option("--output", "-o", required=True, help="JSON file to write.")
 def splits_export(dataset, seed, overrides, data_root, output):
     """Write the exact item lists as JSON, with its sha256."""
@@ -410,20 +421,7 @@ def splits_export(dataset, seed, overrides, data_root, output):
 @click.option("--methods", required=True, help="Comma-separated registered methods.")
 @click.option("--datasets", required=True, help="Comma-separated registered data sets.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds: 0-2, 0,1,2 or both.")
-@click.option("--split-seed", default=0, show_default=True, type=int, help="Split seed.")
-@click.option("--profile", default="quick", show_default=True, help="quick (CPU) or paper.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="For every run.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--out", default=str(RESULTS), show_default=True, help="Results folder.")
-@click.option("--data-root", default=None, help="Where data sets live (or SSLT_DATA).")
-@click.option("--workers", default=0, show_default=True, help="DataLoader workers per run.")
-@click.option(
-    "--amp",
-    default="auto",
-    type=click.Choice(["auto", "none", "bf16", "fp16"]),
-    show_default=True,
-    help="Mixed precision on CUDA (ignored on CPU).",
-)
+@_with_options(_RUN_OPTIONS)
 @click.option(
     "--launcher",
     default="local",
