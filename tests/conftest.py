@@ -6,7 +6,10 @@ import torch
 os.environ.setdefault(
     "SSLT_CACHE", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "cache")
 )
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One thread per process: the models here are tiny, and several tests start subprocesses
+# (which inherit OMP_NUM_THREADS) that would otherwise oversubscribe a small CI machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 @pytest.fixture
