@@ -7,7 +7,9 @@ Reads every record under leaderboards/records/ and writes, per data set, leaderb
 set>.md (the table with the paper's quoted numbers where the paper has them, notes,
 provenance, failed runs, embedded plots) and leaderboards/plots/<data set>-{per-class,curves,
 pseudo-labels}.{png,svg} (each only when some run recorded what it needs), plus
-leaderboards/README.md (index) and leaderboards/results.csv (one raw row per run). The output
+leaderboards/README.md (index) and leaderboards/results.csv (one raw row per run), and the
+block between the ``<!-- leaderboard:DATASET -->`` and ``<!-- /leaderboard -->`` markers of the
+project README (that data set's table, with the paper's quoted rows, and per-class plot). The output
 depends only on the records: no dates, sorted everything, so re-running it reproduces the
 committed files byte for byte.
 """
@@ -98,6 +100,27 @@ def render_all(records_dir: Path) -> dict[str, bytes]:
     return files
 
 
+README = ROOT / "README.md"
+START, END = "<!-- leaderboard:", "<!-- /leaderboard -->"
+
+
+def readme_with_blocks(text: str, recs: list[dict]) -> str:
+    """``text`` with every ``<!-- leaderboard:DATASET -->`` block re-rendered from ``recs``."""
+    out, rest = [], text
+    while START in rest:
+        head, _, tail = rest.partition(START)
+        dataset, _, tail = tail.partition(" -->")
+        _, _, rest = tail.partition(END)
+        mine = [r for r in recs if r["dataset"] == dataset]
+        board = markdown(build_board(mine, with_paper=True)).rstrip("\n") if mine else "(no runs)"
+        plot = f"leaderboards/plots/{dataset}-per-class.png"
+        body = [board]
+        if mine and any(is_ok(r) for r in mine):
+            body.append(f"![{dataset} per-class test accuracy]({plot})")
+        out.append(f"{head}{START}{dataset} -->\n" + "\n\n".join(body) + f"\n{END}")
+    return "".join(out) + rest
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=Path, default=ROOT / "leaderboards" / "records")
@@ -105,6 +128,10 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="Only compare; exit 1 on differences.")
     args = ap.parse_args()
     files = render_all(args.records)
+    if README.is_file() and args.out.resolve() == (ROOT / "leaderboards").resolve():
+        files["../README.md"] = readme_with_blocks(
+            README.read_text(), load_records([args.records])
+        ).encode()
     if args.check:
         stale = [
             rel
