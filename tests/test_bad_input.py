@@ -10,13 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sslt_bench.registry import DATASETS
-
 
 def _imagefolder(t: Path) -> Path:
     """A tiny valid imagefolder tree (4 classes) written by the data set's own helper."""
-    if "imagefolder" not in DATASETS:
-        pytest.skip("data set 'imagefolder' is not registered yet")
     from sslt_bench.datasets.imagefolder import write_tree
 
     root = t / "data"
@@ -185,8 +181,6 @@ def test_debug_shows_traceback(cli_run, tmp_path):
 
 
 def test_cifar10_missing_root_names_path(cli_run, tmp_path):
-    if "cifar10-sslt" not in DATASETS:
-        pytest.skip("data set 'cifar10-sslt' is not registered yet")
     code, text = cli_run(
         "run",
         "--dataset",
