@@ -16,8 +16,20 @@ def test_run_list_table(cli_run, tmp_path):
     records = sorted((out / "records").glob("*.json"))
     assert len(records) == 2
     rec = json.loads(records[0].read_text())
-    for key in ("method", "dataset", "profile", "seed", "split_hash", "metrics", "wall_time_s",
-                "train_images_per_s", "device", "torch", "git", "data_params"):
+    for key in (
+        "method",
+        "dataset",
+        "profile",
+        "seed",
+        "split_hash",
+        "metrics",
+        "wall_time_s",
+        "train_images_per_s",
+        "device",
+        "torch",
+        "git",
+        "data_params",
+    ):
         assert key in rec, key
     assert set(rec["metrics"]) >= {"overall", "many", "medium", "few", "per_class"}
 
@@ -65,6 +77,7 @@ def test_splits_show_and_export(cli_run, tmp_path):
     cli_run("splits", "export", "--dataset", "digits-sslt", "-o", f)
     obj = json.loads(f.read_text())
     assert len(obj["labeled_idx"]) == 109  # 28+21+16+12+10+7+6+4+3+2
-    code, text = cli_run("run", "--split-file", f, "--out", tmp_path / "r", "--no-progress",
-                         "--set", "epochs=2")
+    code, text = cli_run(
+        "run", "--split-file", f, "--out", tmp_path / "r", "--no-progress", "--set", "epochs=2"
+    )
     assert obj["hash"] in text

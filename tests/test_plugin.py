@@ -26,8 +26,15 @@ def test_readme_method_example_runs(tmp_path):
     try:
         exec(compile(readme_example(), "README.md", "exec"), module.__dict__)
         assert "my-logit-adjust" in METHODS.names()
-        rec = Runner(RunSpec(method="my-logit-adjust", out=tmp_path, progress=False,
-                             device="cpu", overrides=("epochs=3", "tau=1.0"))).run()
+        rec = Runner(
+            RunSpec(
+                method="my-logit-adjust",
+                out=tmp_path,
+                progress=False,
+                device="cpu",
+                overrides=("epochs=3", "tau=1.0"),
+            )
+        ).run()
         assert rec["method"] == "my-logit-adjust"
         assert rec["metrics"]["overall"] > 30  # chance is 10%
         with pytest.raises(ValueError, match="already registered"):
@@ -39,11 +46,13 @@ def test_readme_method_example_runs(tmp_path):
 def test_entry_point_plugin(tmp_path, monkeypatch):
     pkg = tmp_path / "myplug"
     pkg.mkdir()
-    (pkg / "__init__.py").write_text(textwrap.dedent("""
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent("""
         from sslt_bench.methods.erm import ERM
         from tests_plugin_registry import REG
         REG.register("plugged", summary="from an entry point")(type("P", (ERM,), {}))
-    """))
+    """)
+    )
     dist = tmp_path / "myplug-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myplug\nVersion: 0.1\n")

@@ -51,7 +51,9 @@ def test_digits_invariants(seed):
     test_counts = np.bincount(s.test_y, minlength=10)
     assert (test_counts == test_counts[0]).all() and test_counts[0] == 30
     # long tail: 28 down to 2, ratio 10 (floor of the exponential profile)
-    assert sorted(s.labeled_counts.tolist(), reverse=True) == exponential_counts(28, 10, 10).tolist()
+    assert (
+        sorted(s.labeled_counts.tolist(), reverse=True) == exponential_counts(28, 10, 10).tolist()
+    )
     assert s.labeled_counts.max() == 28 and s.labeled_counts.min() == 2
     # many/medium/few = 3 most populated, next 3, last 4
     order = np.argsort(-s.labeled_counts, kind="stable")
