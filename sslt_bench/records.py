@@ -112,22 +112,15 @@ def load_records(folders: Iterable[Path]) -> list[dict[str, Any]]:
 def git_revision() -> str:
     """The git commit of the sslt-bench checkout (``+dirty`` if modified), or ``unknown``."""
     here = Path(__file__).resolve().parent
+
+    def git(*args: str, check: bool = False) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=here, capture_output=True, text=True, timeout=10, check=check
+        ).stdout.strip()
+
     try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
+        rev = git("rev-parse", "--short=12", "HEAD", check=True)
+        dirty = git("status", "--porcelain", "--untracked-files=no")
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
