@@ -86,11 +86,20 @@ def train_epoch(
     rank: int = 0,
     world_size: int = 1,
     progress=None,
+    min_steps: int = 0,
 ) -> dict[str, float]:
-    """Run one epoch; returns mean loss, images seen and the method's logged values."""
+    """Run one epoch; returns mean loss, images seen and the method's logged values.
+
+    An epoch is one pass over the pool, or ``step.steps_per_epoch`` batches if set; a pass
+    shorter than ``min_steps`` batches (a data set's floor for tiny splits) cycles the
+    shuffled order up to ``min_steps``.
+    """
     gen, device = ctx.generator, ctx.device
     order = epoch_order(pool_labels, step.sampling, gen, ctx.num_classes)
-    batches = to_batches(order, step.batch_size, rank, world_size, step.steps_per_epoch)
+    num_batches = step.steps_per_epoch
+    if num_batches is None and math.ceil(len(order) / step.batch_size) < min_steps:
+        num_batches = min_steps
+    batches = to_batches(order, step.batch_size, rank, world_size, num_batches)
     steps_per_epoch = len(batches)
     total = steps_per_epoch * step.epochs
     u_batches: list[np.ndarray] = []

@@ -452,6 +452,7 @@ class Runner:
                 rank=dist.rank,
                 world_size=dist.world_size,
                 progress=bar,
+                min_steps=getattr(self.data_params, "min_steps_per_epoch", 0),
             )
             dist.sync_state(ctx.state, before)
             dist.sync_modules(model, ctx.ema)

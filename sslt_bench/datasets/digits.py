@@ -6,7 +6,8 @@ n_i = n_max * ratio^(-i/9) (default n_max 28, ratio 10: 28 down to 2 per class, 
 and an unlabeled set U with ``unlabeled_factor`` (default 4) times the labeled count of every
 class. Which digit is the head class is a seeded permutation. Many/medium/few: the 3 most
 populated classes, the next 3, the last 4 (as CIFAR-10-SSLT).
-Default backbone: ``small-cnn`` with batch size 32 in both profiles (D has 109 images).
+Default backbone: ``small-cnn`` with batch size 32 in both profiles (D has 109 images), and
+an epoch is at least 32 batches (``min_steps_per_epoch``).
 """
 
 from __future__ import annotations
@@ -34,12 +35,17 @@ class DigitsParams:
         n_max: labeled images of the head class.
         unlabeled_factor: |U_j| / |D_j| for every class j.
         test_per_class: balanced test images per class.
+        min_steps_per_epoch: training epochs shorter than this many batches cycle the shuffled
+            pool up to it (D is ~109 images, 4 batches of 32: epoch-based recipes would get
+            a few dozen SGD steps in total otherwise). Honoured by the runner for every
+            data set whose parameters have this field.
     """
 
     imbalance_ratio: float = 10.0
     n_max: int = 28
     unlabeled_factor: int = 4
     test_per_class: int = 30
+    min_steps_per_epoch: int = 32
 
     def validate(self) -> None:
         """Reject impossible parameters with a one-line error."""
@@ -47,6 +53,8 @@ class DigitsParams:
             raise UsageError(f"imbalance_ratio must be >= 1, got {self.imbalance_ratio}")
         if self.unlabeled_factor < 0:
             raise UsageError(f"unlabeled_factor must be >= 0, got {self.unlabeled_factor}")
+        if self.min_steps_per_epoch < 0:
+            raise UsageError(f"min_steps_per_epoch must be >= 0, got {self.min_steps_per_epoch}")
         if self.n_max < 1 or self.test_per_class < 1:
             raise UsageError("n_max and test_per_class must be >= 1")
 

@@ -63,7 +63,13 @@ class FixMatchConfig(BaseConfig):
     ema_decay: float = 0.999
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {"batch_size": 32, "epochs": 7, "steps_per_epoch": 32, "ema_decay": 0.98}
+        "quick": {
+            "batch_size": 32,
+            "mu": 2,
+            "epochs": 7,
+            "steps_per_epoch": 100,
+            "ema_decay": 0.99,
+        }
     }
     SMOKE: ClassVar[dict[str, Any]] = {**BaseConfig.SMOKE, "steps_per_epoch": 2}
 

@@ -56,7 +56,13 @@ class MeanTeacherLDAMConfig(LDAMConfig):
     ema_decay_rampup: float = 0.99
 
     PROFILES = {
-        "quick": {"epochs": 24, "warmup_epochs": 1, "ema_decay": 0.97, "ema_decay_rampup": 0.9}
+        "quick": {
+            "batch_size": 64,
+            "epochs": 25,
+            "warmup_epochs": 1,
+            "ema_decay": 0.97,
+            "ema_decay_rampup": 0.9,
+        }
     }
     SMOKE = {**LDAMConfig.SMOKE}
 

@@ -44,7 +44,7 @@ class PseudoLabelLDAMConfig(LDAMConfig):
     semi_batch_factor: int = 2
     restart: bool = True
 
-    PROFILES = {"quick": {"epochs": 8, "semi_epochs": 8, "warmup_epochs": 0}}
+    PROFILES = {"quick": {**LDAMConfig.PROFILES["quick"], "semi_epochs": 8}}
     SMOKE = {**LDAMConfig.SMOKE, "semi_epochs": 1}
 
     def validate(self) -> None:

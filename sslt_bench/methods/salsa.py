@@ -88,7 +88,16 @@ class SalsaConfig(BaseConfig):
     freeze_fraction: float = 0.5
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {"epochs": 1, "refine_epochs": 10, "loops": 2, "semi_epochs": 2, "head_epochs": 10}
+        "quick": {
+            "epochs": 1,
+            "refine_epochs": 10,
+            "refine_lr": 0.05,
+            "loops": 2,
+            "semi_epochs": 3,
+            "semi_lr": 0.05,
+            "head_epochs": 10,
+            "freeze_fraction": 0.0,
+        }
     }
     SMOKE: ClassVar[dict[str, Any]] = {
         **BaseConfig.SMOKE,
