@@ -81,3 +81,17 @@ def test_splits_show_and_export(cli_run, tmp_path):
         "run", "--split-file", f, "--out", tmp_path / "r", "--no-progress", "--set", "epochs=2"
     )
     assert obj["hash"] in text
+
+
+@pytest.mark.parametrize(("floor", "images"), [(0, 109), (6, 6 * 32)])
+def test_min_steps_per_epoch_floor(cli_run, tmp_path, floor, images):
+    """digits-sslt's floor cycles D (109 images, 4 batches of 32) up to ``floor`` batches."""
+    out = tmp_path / "res"
+    cli_run(
+        "run", "--out", out, "--no-progress", "--set", "epochs=1",
+        "--set", f"data.min_steps_per_epoch={floor}",
+    )  # fmt: skip
+    (path,) = (out / "records").glob("*.json")
+    rec = json.loads(path.read_text())
+    assert rec["data_params"]["min_steps_per_epoch"] == floor
+    assert rec["train_images"] == images

@@ -11,9 +11,12 @@ Step 3 uses batch 256 (Yang & Xu), i.e. ``semi_batch_factor`` = 2 x the step-1 b
 
 Profiles: ``paper`` 200 epochs on D + 200 epochs on D ∪ U', each with LDAM-DRW's own
 schedule (SGD lr 0.1, momentum 0.9, wd 2e-4, 5 warm-up epochs, lr x0.01 at 80% and 90%, DRW
-from 80%; see :mod:`~sslt_bench.methods.ldam_drw`). ``quick``: 8 + 8 epochs (the same 1:1
-ratio, no warm-up): about 16k + 96k = 112k training images on cifar10-sslt (~2,000 labeled +
-~10,000 unlabeled), roughly 4-6 min for ResNet-20 on 2 CPU cores at 300-500 img/s.
+from 80%; see :mod:`~sslt_bench.methods.ldam_drw`). ``quick``: step 1 is exactly ldam-drw's
+quick run (50 epochs, 1 warm-up), so the pseudo labels come from a model as good as the
+ldam-drw leaderboard row (an earlier 8-epoch step 1 labelled no medium/few-shot image
+correctly); then 8 epochs on D ∪ U' from the restart at batch 256 (~380 steps): about
+103k + 97k = 200k training images on cifar10-sslt (~2,000 labeled + ~10,000 unlabeled),
+about 14 min for ResNet-20 on one CPU thread at ~230 img/s.
 """
 
 from __future__ import annotations
