@@ -28,16 +28,15 @@ from .config import build_config, field_types, split_overrides, to_dict
 from .data import SSLTData
 from .distributed import Dist
 from .ema import make_ema
-from .engine import Loader, NonFiniteLoss, embed_items, predict, train_epoch
-from .engine import train_head_on_features as _train_head
+from .engine import Loader, NonFiniteLoss, embed_items
 from .errors import UsageError, choices_error
 from .methods.base import DataInfo, Method
-from .metrics import accuracy_report
 from .models import build_model
 from .records import RECORD_VERSION, atomic_write_json, check_writable, git_revision
 from .registry import DATASETS, METHODS, MODELS
+from .session import Session
 from .split import Split
-from .stages import Call, Evaluate, PseudoLabel, StepContext, Train, TrainHead
+from .stages import StepContext
 
 
 @dataclass
@@ -289,81 +288,31 @@ class Runner:
                 },
             )
 
-        def evaluate(head: str, use_ema: bool) -> dict[str, Any]:
-            net = ctx.ema if use_ema and ctx.ema is not None else model
-            feats = embed(
-                net,
-                data.test,
-                split.test_idx,
-                augmenter,
-                self.device,
-                workers=spec.workers,
-                amp=amp,
-            )
-            pred = predict(net, head, feats).numpy()
-            return accuracy_report(pred, split.test_y, split.class_split, split.num_classes)
-
+        session = Session(
+            name=spec.method,
+            ctx=ctx,
+            data=data,
+            split=split,
+            method=method,
+            loader=loader,
+            augmenter=augmenter,
+            embed=embed,
+            dist=dist,
+            amp=amp,
+            workers=spec.workers,
+            show_progress=spec.progress,
+            eval_every=spec.eval_every,
+            min_steps=getattr(self.data_params, "min_steps_per_epoch", 0),
+            history=history,
+            progress=progress,
+            checkpoint=checkpoint,
+            opt_state=opt_state,
+        )
         try:
             for si, step in enumerate(plan):
                 if si < progress["step"]:
                     continue
-                if isinstance(step, Train):
-                    self._run_train(
-                        step,
-                        ctx,
-                        loader,
-                        split,
-                        progress,
-                        history,
-                        opt_state,
-                        amp,
-                        checkpoint,
-                        evaluate,
-                        method,
-                    )
-                    opt_state = None
-                elif isinstance(step, TrainHead):
-                    pool_ids, labels = self._pool(step.pool, split, ctx)
-                    feats = embed(
-                        model,
-                        data.train,
-                        item_src[pool_ids.numpy()],
-                        augmenter,
-                        self.device,
-                        workers=spec.workers,
-                        amp=amp,
-                    )
-                    if step.reset:
-                        model.reset_head(step.head, gen)
-                    loss = _train_head(step, model, feats, labels, gen, split.num_classes)
-                    dist.sync_modules(model.heads[step.head])
-                    history["epochs"].append(
-                        {"step": step.name, "epoch": step.epochs, "loss": loss}
-                    )
-                elif isinstance(step, PseudoLabel):
-                    net = ctx.ema if step.ema and ctx.ema is not None else model
-                    feats = embed(
-                        net,
-                        data.train,
-                        split.unlabeled_idx,
-                        augmenter,
-                        self.device,
-                        workers=spec.workers,
-                        amp=amp,
-                    )
-                    pseudo = predict(net, step.head, feats)
-                    ctx.state[step.key] = pseudo.to(self.device)
-                    rep = accuracy_report(
-                        pseudo.numpy(),
-                        split.unlabeled_y_hidden,
-                        split.class_split,
-                        split.num_classes,
-                    )
-                    history["pseudo_labels"].append({"step": step.name, **rep})
-                elif isinstance(step, Evaluate):
-                    history["evals"].append({"step": step.name, **evaluate(step.head, step.ema)})
-                elif isinstance(step, Call):
-                    step.fn(ctx)
+                session.run_step(step)
                 progress["step"], progress["epoch"] = si + 1, 0
                 checkpoint(None)
         except NonFiniteLoss as exc:
@@ -385,7 +334,7 @@ class Runner:
                 f"run failed: {spec.method}: {exc}; record marked failed at {record_path}"
             ) from None
 
-        metrics = evaluate(method.eval_head, method.eval_ema)
+        metrics = session.evaluate(method.eval_head, method.eval_ema)
         record = self._record(
             data, backbone, identity, run_id, history, progress, t0, metrics, resumed=resumed
         )
@@ -394,130 +343,6 @@ class Runner:
             atomic_write_json(record_path, record)
         record["_path"] = str(record_path)
         return record
-
-    def _run_train(
-        self,
-        step,
-        ctx,
-        loader,
-        split,
-        progress,
-        history,
-        opt_state,
-        amp,
-        checkpoint,
-        evaluate,
-        method,
-    ) -> torch.optim.Optimizer:
-        model = ctx.model
-        for name in step.reset_heads if progress["epoch"] == 0 else ():
-            model.reset_head(name, ctx.generator)
-        if step.ema_decay is not None and ctx.ema is None:
-            ctx.ema = make_ema(model)
-        params = self._params(model, step.params)
-        opt = torch.optim.SGD(
-            params,
-            lr=step.lr,
-            momentum=step.momentum,
-            weight_decay=step.weight_decay,
-            nesterov=step.nesterov,
-        )
-        if opt_state is not None:
-            opt.load_state_dict(opt_state)
-        scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-        pool_ids, labels = self._pool(step.pool, split, ctx)
-        unl_ids = torch.arange(
-            0 if step.unlabeled and step.unlabeled.include_labeled else ctx.num_labeled,
-            ctx.num_labeled + ctx.num_unlabeled,
-        )
-        bar = self._bar(step, progress["epoch"])
-        dist, run_step = self.dist, self.dist.wrap_step(step, model)
-        for epoch in range(progress["epoch"], step.epochs):
-            ctx.epoch, ctx.epochs = epoch, step.epochs
-            model.train()
-            if "embed" not in step.params:
-                model.embed.eval()
-            t = time.time()
-            before = dist.snapshot(ctx.state)
-            stats = train_epoch(
-                run_step,
-                ctx,
-                loader,
-                pool_ids,
-                labels,
-                unl_ids,
-                opt,
-                amp,
-                scaler,
-                rank=dist.rank,
-                world_size=dist.world_size,
-                progress=bar,
-                min_steps=getattr(self.data_params, "min_steps_per_epoch", 0),
-            )
-            dist.sync_state(ctx.state, before)
-            dist.sync_modules(model, ctx.ema)
-            stats = dist.reduce_stats(stats)
-            if step.on_epoch_end is not None:
-                step.on_epoch_end(ctx)
-            progress["train_time"] += time.time() - t
-            progress["images"] += stats.pop("images")
-            entry = {"step": step.name, "epoch": epoch + 1, **stats}
-            every = self.spec.eval_every
-            if every and ((epoch + 1) % every == 0 or epoch + 1 == step.epochs):
-                head = "random" if "random" in ctx.model.heads else method.eval_head
-                entry["test"] = {k: v for k, v in evaluate(head, False).items() if k != "per_class"}
-            history["epochs"].append(entry)
-            progress["epoch"] = epoch + 1
-            if bar is not None:
-                bar.update(1)
-            checkpoint(opt)
-        if bar is not None:
-            bar.close()
-        return opt
-
-    def _bar(self, step: Train, start: int):
-        if not self.spec.progress or not self.dist.is_main:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(
-            total=step.epochs,
-            initial=start,
-            desc=f"{self.spec.method}:{step.name}",
-            unit="ep",
-            leave=False,
-            dynamic_ncols=True,
-        )
-
-    @staticmethod
-    def _params(model, names: tuple[str, ...]) -> list[torch.nn.Parameter]:
-        chosen = []
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for name in names:
-            module = (
-                model.embed
-                if name == "embed"
-                else model.heads
-                if name == "heads"
-                else model.heads[name.split(".", 1)[1]]
-            )
-            chosen.extend(module.parameters())
-        for p in chosen:
-            p.requires_grad_(True)
-        return chosen
-
-    @staticmethod
-    def _pool(pool: str, split: Split, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
-        n_l = len(split.labeled_idx)
-        if pool == "labeled":
-            return torch.arange(n_l), torch.as_tensor(split.labeled_y)
-        if pool == "labeled+pseudo":
-            if "pseudo" not in ctx.state:
-                raise RuntimeError("pool 'labeled+pseudo' needs a PseudoLabel step before it")
-            labels = torch.cat([torch.as_tensor(split.labeled_y), ctx.state["pseudo"].cpu()])
-            return torch.arange(n_l + len(split.unlabeled_idx)), labels
-        raise ValueError(f"unknown pool {pool!r}")
 
     def _seed_all(self, seed: int) -> None:
         random.seed(seed)

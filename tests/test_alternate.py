@@ -248,8 +248,8 @@ def test_hidden_labels_of_u_only_feed_the_diagnostics(tmp_path, monkeypatch):
 
     rec_a, ck_a, reads = run(tmp_path / "a", False)
     readers = {r for r in reads if r[0] != "split.py"}  # split.py: hash and summary counts
-    assert readers == {("runner.py", "run")}, readers
-    assert reads.count(("runner.py", "run")) == 3  # one per PseudoLabel step: loops + final
+    assert readers == {("session.py", "_pseudo_label")}, readers
+    assert reads.count(("session.py", "_pseudo_label")) == 3  # per PseudoLabel: loops + final
 
     rec_b, ck_b, _ = run(tmp_path / "b", True)
     for key, value in ck_a["model"].items():

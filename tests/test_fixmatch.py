@@ -104,7 +104,7 @@ def test_method_loss_gradient_flows_through_strong_view_only(threshold):
         assert strong.grad is None or torch.all(strong.grad == 0)
 
 
-def test_plan_follows_the_paper_and_quick_keeps_the_ratio():
+def test_plan_follows_the_paper_and_quick_keeps_tau_and_lambda():
     (step,) = _method().plan()
     assert isinstance(step, Train) and FixMatch.eval_ema
     assert step.unlabeled.mu == 7 and step.unlabeled.views == ("weak", "strong")
@@ -112,7 +112,9 @@ def test_plan_follows_the_paper_and_quick_keeps_the_ratio():
     assert (step.lr, step.nesterov, step.weight_decay, step.ema_decay) == (0.03, True, 5e-4, 0.999)
     assert step.epochs * step.steps_per_epoch == 2**20 and step.batch_size == 64
     quick = build_config(FixMatchConfig, "quick")
-    assert (quick.mu, quick.threshold, quick.lambda_u) == (7, 0.95, 1.0)
+    assert (quick.threshold, quick.lambda_u) == (0.95, 1.0)
+    # quick trades the unlabeled ratio for labeled steps (see the module docstring)
+    assert quick.mu == 2 and quick.epochs * quick.steps_per_epoch == 700
 
 
 @pytest.mark.parametrize("key,value", [("threshold", "1.5"), ("mu", "0"), ("ema_decay", "1")])

@@ -79,7 +79,9 @@ def test_config_validation():
     with pytest.raises(UsageError, match="ema_decay"):
         build_config(MeanTeacherLDAMConfig, "paper", {"ema_decay": "1.0"})
     cfg = build_config(PseudoLabelLDAMConfig, "quick")
-    assert cfg.epochs == cfg.semi_epochs  # quick keeps the paper's 1:1 stage ratio
+    # quick: step 1 is exactly ldam-drw's quick run, so its pseudo labels match that row's model
+    ldam = build_config(LDAMConfig, "quick")
+    assert (cfg.epochs, cfg.warmup_epochs) == (ldam.epochs, ldam.warmup_epochs)
 
 
 def test_pseudo_label_union_counts():

@@ -1,0 +1,243 @@
+"""One run's live state and the executors of a plan's steps (the runner's inner loop).
+
+:class:`~sslt_bench.runner.Runner` resolves a run, loads or resumes it and writes its record;
+a :class:`Session` holds what the steps share while the plan executes (model and method
+state in ``ctx``, data and split, the loader, history, progress, the checkpoint callback) and
+runs each :mod:`~sslt_bench.stages` step: SGD epochs for :class:`Train`, cached-feature head
+training for :class:`TrainHead`, pseudo-labelling with per-split accuracy from U's hidden
+labels, diagnostic evaluations and method calls. Checkpoints are written after every epoch of
+a :class:`Train` step (by this module) and after every step (by the runner).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .augment import Augmenter
+from .data import ImageSource, SSLTData
+from .distributed import Dist
+from .ema import make_ema
+from .engine import Loader, predict, train_epoch
+from .engine import train_head_on_features as train_head
+from .methods.base import Method
+from .metrics import accuracy_report
+from .split import Split
+from .stages import Call, Evaluate, PseudoLabel, Step, StepContext, Train, TrainHead
+
+
+@dataclass
+class Session:
+    """The state one run's steps share; :meth:`run_step` executes one step of the plan.
+
+    Attributes:
+        name: the method's registered name (progress-bar labels).
+        ctx: the model, EMA, method state and counts handed to loss functions.
+        data: the data set (train and test image sources).
+        split: the split (labeled, unlabeled and test indices; hidden labels for diagnostics).
+        method: the method instance (evaluation head, whether the EMA is evaluated).
+        loader: turns item ids into augmented device batches.
+        augmenter: normalisation/augmentation for feature extraction.
+        embed: ``engine.embed_items`` (sharded across ranks under DDP).
+        dist: the process group wrapper (a no-op for single-process runs).
+        amp: ``none``, ``bf16`` or ``fp16``.
+        workers: DataLoader workers for file-backed data.
+        show_progress: draw a progress bar per training step.
+        eval_every: also evaluate every N epochs for learning curves (0: never).
+        min_steps: the data set's floor on batches per epoch (0: none).
+        history: per-epoch logs, diagnostic evaluations and pseudo-label reports.
+        progress: resume position (step, epoch) and the timing counters.
+        checkpoint: writes a checkpoint with the given optimiser state (or none).
+        opt_state: an optimiser state to restore at the start of the next Train step.
+    """
+
+    name: str
+    ctx: StepContext
+    data: SSLTData
+    split: Split
+    method: Method
+    loader: Loader
+    augmenter: Augmenter
+    embed: Callable[..., torch.Tensor]
+    dist: Dist
+    amp: str
+    workers: int
+    show_progress: bool
+    eval_every: int
+    min_steps: int
+    history: dict[str, list]
+    progress: dict[str, Any]
+    checkpoint: Callable[[torch.optim.Optimizer | None], None]
+    opt_state: dict | None = None
+
+    def features(self, net: torch.nn.Module, source: ImageSource, idx: np.ndarray) -> torch.Tensor:
+        """Un-augmented features of ``source``'s items ``idx`` under ``net``."""
+        return self.embed(
+            net,
+            source,
+            idx,
+            self.augmenter,
+            self.ctx.device,
+            workers=self.workers,
+            amp=self.amp,
+        )
+
+    def evaluate(self, head: str, use_ema: bool) -> dict[str, Any]:
+        """Test accuracy (overall, many/medium/few, per class) of ``head``."""
+        ctx, split = self.ctx, self.split
+        net = ctx.ema if use_ema and ctx.ema is not None else ctx.model
+        pred = predict(net, head, self.features(net, self.data.test, split.test_idx)).numpy()
+        return accuracy_report(pred, split.test_y, split.class_split, split.num_classes)
+
+    def run_step(self, step: Step) -> None:
+        """Execute one step of the plan (the runner checkpoints after it)."""
+        if isinstance(step, Train):
+            self._train(step)
+            self.opt_state = None
+        elif isinstance(step, TrainHead):
+            self._train_head(step)
+        elif isinstance(step, PseudoLabel):
+            self._pseudo_label(step)
+        elif isinstance(step, Evaluate):
+            self.history["evals"].append({"step": step.name, **self.evaluate(step.head, step.ema)})
+        elif isinstance(step, Call):
+            step.fn(self.ctx)
+
+    def _train_head(self, step: TrainHead) -> None:
+        ctx, split = self.ctx, self.split
+        model = ctx.model
+        pool_ids, labels = pool_of(step.pool, split, ctx)
+        feats = self.features(model, self.data.train, self.loader.item_src[pool_ids.numpy()])
+        if step.reset:
+            model.reset_head(step.head, ctx.generator)
+        loss = train_head(step, model, feats, labels, ctx.generator, split.num_classes)
+        self.dist.sync_modules(model.heads[step.head])
+        self.history["epochs"].append({"step": step.name, "epoch": step.epochs, "loss": loss})
+
+    def _pseudo_label(self, step: PseudoLabel) -> None:
+        ctx, split = self.ctx, self.split
+        net = ctx.ema if step.ema and ctx.ema is not None else ctx.model
+        pseudo = predict(net, step.head, self.features(net, self.data.train, split.unlabeled_idx))
+        ctx.state[step.key] = pseudo.to(ctx.device)
+        rep = accuracy_report(
+            pseudo.numpy(), split.unlabeled_y_hidden, split.class_split, split.num_classes
+        )
+        self.history["pseudo_labels"].append({"step": step.name, **rep})
+
+    def _train(self, step: Train) -> None:
+        ctx, progress, dist = self.ctx, self.progress, self.dist
+        model = ctx.model
+        for name in step.reset_heads if progress["epoch"] == 0 else ():
+            model.reset_head(name, ctx.generator)
+        if step.ema_decay is not None and ctx.ema is None:
+            ctx.ema = make_ema(model)
+        opt = torch.optim.SGD(
+            params_of(model, step.params),
+            lr=step.lr,
+            momentum=step.momentum,
+            weight_decay=step.weight_decay,
+            nesterov=step.nesterov,
+        )
+        if self.opt_state is not None:
+            opt.load_state_dict(self.opt_state)
+        scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
+        pool_ids, labels = pool_of(step.pool, self.split, ctx)
+        unl_ids = torch.arange(
+            0 if step.unlabeled and step.unlabeled.include_labeled else ctx.num_labeled,
+            ctx.num_labeled + ctx.num_unlabeled,
+        )
+        bar = self._bar(step, progress["epoch"])
+        run_step = dist.wrap_step(step, model)
+        for epoch in range(progress["epoch"], step.epochs):
+            ctx.epoch, ctx.epochs = epoch, step.epochs
+            model.train()
+            if "embed" not in step.params:
+                model.embed.eval()
+            t = time.time()
+            before = dist.snapshot(ctx.state)
+            stats = train_epoch(
+                run_step,
+                ctx,
+                self.loader,
+                pool_ids,
+                labels,
+                unl_ids,
+                opt,
+                self.amp,
+                scaler,
+                rank=dist.rank,
+                world_size=dist.world_size,
+                progress=bar,
+                min_steps=self.min_steps,
+            )
+            dist.sync_state(ctx.state, before)
+            dist.sync_modules(model, ctx.ema)
+            stats = dist.reduce_stats(stats)
+            if step.on_epoch_end is not None:
+                step.on_epoch_end(ctx)
+            progress["train_time"] += time.time() - t
+            progress["images"] += stats.pop("images")
+            entry = {"step": step.name, "epoch": epoch + 1, **stats}
+            every = self.eval_every
+            if every and ((epoch + 1) % every == 0 or epoch + 1 == step.epochs):
+                head = "random" if "random" in model.heads else self.method.eval_head
+                report = self.evaluate(head, False)
+                entry["test"] = {k: v for k, v in report.items() if k != "per_class"}
+            self.history["epochs"].append(entry)
+            progress["epoch"] = epoch + 1
+            if bar is not None:
+                bar.update(1)
+            self.checkpoint(opt)
+        if bar is not None:
+            bar.close()
+
+    def _bar(self, step: Train, start: int):
+        if not self.show_progress or not self.dist.is_main:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(
+            total=step.epochs,
+            initial=start,
+            desc=f"{self.name}:{step.name}",
+            unit="ep",
+            leave=False,
+            dynamic_ncols=True,
+        )
+
+
+def params_of(model: torch.nn.Module, names: tuple[str, ...]) -> list[torch.nn.Parameter]:
+    """Enable gradients of exactly the named parts (``embed``, ``heads``, ``heads.<name>``)."""
+    chosen = []
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for name in names:
+        module = (
+            model.embed
+            if name == "embed"
+            else model.heads
+            if name == "heads"
+            else model.heads[name.split(".", 1)[1]]
+        )
+        chosen.extend(module.parameters())
+    for p in chosen:
+        p.requires_grad_(True)
+    return chosen
+
+
+def pool_of(pool: str, split: Split, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """Item ids (D first, then U) and labels of a training pool: D, or D ∪ U' (pseudo)."""
+    n_l = len(split.labeled_idx)
+    if pool == "labeled":
+        return torch.arange(n_l), torch.as_tensor(split.labeled_y)
+    if pool == "labeled+pseudo":
+        if "pseudo" not in ctx.state:
+            raise RuntimeError("pool 'labeled+pseudo' needs a PseudoLabel step before it")
+        labels = torch.cat([torch.as_tensor(split.labeled_y), ctx.state["pseudo"].cpu()])
+        return torch.arange(n_l + len(split.unlabeled_idx)), labels
+    raise ValueError(f"unknown pool {pool!r}")
