@@ -9,7 +9,9 @@ provenance, failed runs, embedded plots) and leaderboards/plots/<data set>-{per-
 pseudo-labels}.{png,svg} (each only when some run recorded what it needs), plus
 leaderboards/README.md (index) and leaderboards/results.csv (one raw row per run), and the
 block between the ``<!-- leaderboard:DATASET -->`` and ``<!-- /leaderboard -->`` markers of the
-project README (that data set's table, with the paper's quoted rows, and per-class plot). The output
+project README (that data set's table, with the paper's quoted rows, and per-class plot) and of
+every ``<!-- compare:DATASET METHOD BASELINE... -->`` block (``sslt-bench compare``'s paired
+tables and pseudo-label trajectories). The output
 depends only on the records: no dates, sorted everything, so re-running it reproduces the
 committed files byte for byte.
 """
@@ -22,6 +24,7 @@ import warnings
 from pathlib import Path
 
 from sslt_bench import plots
+from sslt_bench.compare import paired_markdown, pseudo_label_markdown
 from sslt_bench.errors import UsageError
 from sslt_bench.records import atomic_write_bytes, load_records
 from sslt_bench.render import markdown, to_csv
@@ -121,6 +124,28 @@ def readme_with_blocks(text: str, recs: list[dict]) -> str:
     return "".join(out) + rest
 
 
+CMP_START, CMP_END = "<!-- compare:", "<!-- /compare -->"
+
+
+def readme_with_comparisons(text: str, recs: list[dict]) -> str:
+    """``text`` with every ``<!-- compare:DATASET METHOD BASELINE... -->`` block re-rendered.
+
+    A block holds METHOD vs each BASELINE paired by seed, then METHOD's pseudo-label accuracy
+    on U per labelling step (few-shot classes), all from ``recs`` of DATASET.
+    """
+    out, rest = [], text
+    while CMP_START in rest:
+        head, _, tail = rest.partition(CMP_START)
+        spec, _, tail = tail.partition(" -->")
+        _, _, rest = tail.partition(CMP_END)
+        dataset, method, *baselines = spec.split()
+        mine = [r for r in recs if r["dataset"] == dataset]
+        body = [paired_markdown(mine, method, b) for b in baselines]
+        body.append(pseudo_label_markdown(mine, method))
+        out.append(f"{head}{CMP_START}{spec} -->\n" + "\n\n".join(body) + f"\n{CMP_END}")
+    return "".join(out) + rest
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=Path, default=ROOT / "leaderboards" / "records")
@@ -129,9 +154,9 @@ def main() -> int:
     args = ap.parse_args()
     files = render_all(args.records)
     if README.is_file() and args.out.resolve() == (ROOT / "leaderboards").resolve():
-        files["../README.md"] = readme_with_blocks(
-            README.read_text(), load_records([args.records])
-        ).encode()
+        recs = load_records([args.records])
+        text = readme_with_comparisons(readme_with_blocks(README.read_text(), recs), recs)
+        files["../README.md"] = text.encode()
     if args.check:
         stale = [
             rel

@@ -6,19 +6,19 @@ traceback (``--debug`` shows it).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
-import warnings
 from pathlib import Path
 
 import click
 
+from .cli_common import RESULTS, with_options
+from .cli_results import compare, plot, table
+from .cli_splits import splits
 from .errors import UsageError
 from .registry import DATASETS, METHODS, MODELS
 
-RESULTS = Path("results")
 _ARGS: list[str] = []  # the command line main() got (``run --nproc`` re-launches it)
 
 
@@ -59,17 +59,6 @@ _RUN_OPTIONS = [
 ]
 
 
-def _with_options(options: list):
-    """A decorator applying a list of click options in order."""
-
-    def decorate(fn):
-        for opt in reversed(options):
-            fn = opt(fn)
-        return fn
-
-    return decorate
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 @click.pass_context
@@ -82,7 +71,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--method", default="erm", show_default=True, help="Registered method.")
 @click.option("--dataset", default="digits-sslt", show_default=True, help="Registered data set.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Training seed.")
-@_with_options(_RUN_OPTIONS)
+@with_options(_RUN_OPTIONS)
 @click.option("--split-file", default=None, help="Run on an exported split (JSON).")
 @click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint and start over.")
 @click.option(
@@ -209,219 +198,15 @@ def list_(what: str) -> None:
         click.echo(f"{name:<{width}}  {reg.summary(name)}")
 
 
-def _load(folders: tuple[str, ...]) -> list[dict]:
-    from .records import load_records
-
-    dirs = [Path(f) for f in folders] or [RESULTS, Path("leaderboards")]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        records = load_records(dirs)
-    for w in caught:  # e.g. "skipping unreadable record <file>: ..." as one plain line
-        click.echo(f"warning: {w.message}", err=True)
-    if not records:
-        raise UsageError(
-            "no result records under "
-            + ", ".join(map(str, dirs))
-            + "; run 'sslt-bench run' first or pass --results DIR"
-        )
-    return records
-
-
-def _results_opt(fn):
-    return click.option(
-        "--results",
-        "folders",
-        multiple=True,
-        help="Folder of result records (repeatable; default ./results and ./leaderboards).",
-    )(fn)
-
-
-@cli.command()
-@_results_opt
-@click.option(
-    "--format",
-    "fmt_name",
-    default="terminal",
-    show_default=True,
-    type=click.Choice(["terminal", "markdown", "csv", "latex", "html"]),
-)
-@click.option("--dataset", multiple=True, help="Only this data set (repeatable).")
-@click.option("--method", multiple=True, help="Only this method (repeatable).")
-@click.option("--profile", multiple=True, help="Only this profile (repeatable).")
-@click.option("--backbone", multiple=True, help="Only this backbone (repeatable).")
-@click.option(
-    "--by",
-    default="config",
-    show_default=True,
-    type=click.Choice(["config", "seed"]),
-    help="config: mean ± std over seeds; seed: one row per run.",
-)
-@click.option("--with-paper", is_flag=True, help="Add the paper's quoted numbers (marked).")
-@click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
-def table(folders, fmt_name, dataset, method, profile, backbone, by, with_paper, output) -> None:
-    """Rows: methods; columns: data sets (overall/many/medium/few, mean ± std over seeds)."""
-    from .records import atomic_write_text
-    from .render import render
-    from .table import build_board, filter_records
-
-    records = filter_records(
-        _load(folders), dataset=dataset, method=method, profile=profile, backbone=backbone
-    )
-    board = build_board(
-        records, by_seed=by == "seed", with_paper=with_paper, paper_methods=set(method) or None
-    )
-    text = render(fmt_name, board, records)
-    if output:
-        atomic_write_text(Path(output), text)
-        click.echo(f"wrote {output}")
-    else:
-        click.echo(text, nl=False)
-
-
-@cli.group()
-def plot() -> None:
-    """Plots of result records (PNG and SVG)."""
-
-
-def _plot_opts(fn):
-    fn = click.option(
-        "--output", "-o", default=None, help="Output path (.png/.svg added; both are written)."
-    )(fn)
-    fn = click.option("--method", multiple=True, help="Only this method (repeatable).")(fn)
-    fn = click.option("--dataset", default=None, help="Data set (needed if several).")(fn)
-    return _results_opt(fn)
-
-
-def _plot(kind: str, folders, dataset, method, output) -> None:
-    from . import plots
-    from .table import filter_records
-
-    records = filter_records(_load(folders), method=method)
-    for path in plots.make(kind, records, dataset, output):
-        click.echo(f"wrote {path}")
-
-
-@plot.command("per-class")
-@_plot_opts
-def plot_per_class(folders, dataset, method, output) -> None:
-    """Test accuracy per class against its labeled count (log x), many/medium/few shaded."""
-    _plot("per-class", folders, dataset, method, output)
-
-
-@plot.command("pseudo-labels")
-@_plot_opts
-def plot_pseudo_labels(folders, dataset, method, output) -> None:
-    """Pseudo-label accuracy on U per loop, per split (methods that record it)."""
-    _plot("pseudo-labels", folders, dataset, method, output)
-
-
-@plot.command("curves")
-@_plot_opts
-def plot_curves(folders, dataset, method, output) -> None:
-    """Test accuracy along training (runs made with --eval-every, or Evaluate stages)."""
-    _plot("curves", folders, dataset, method, output)
-
-
-@cli.group()
-def splits() -> None:
-    """Inspect and export splits."""
-
-
-def _build_split(dataset, seed, overrides, data_root):
-    import os
-
-    from .config import build_config, split_overrides
-
-    builder = DATASETS.get(dataset)
-    routed = split_overrides(list(overrides), {"data": builder.Params})
-    params = build_config(builder.Params, "paper", routed["data"])
-    root = data_root or os.environ.get("SSLT_DATA")
-    return builder.build(params, seed, Path(root) if root else None).split
-
-
-_split_opts = [
-    click.option("--dataset", default="digits-sslt", show_default=True),
-    click.option("--seed", default=0, show_default=True, type=int, help="Split seed."),
-    click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE"),
-    click.option("--data-root", default=None),
-]
-
-
-def _show_planned_counts(dataset, seed, overrides):
-    from .config import build_config, split_overrides
-
-    builder = DATASETS.get(dataset)
-    planned = getattr(builder, "planned_counts", None)
-    if planned is None:
-        raise UsageError(
-            f"data set {dataset!r} cannot show counts without its data; "
-            "drop --counts-only and pass --data-root"
-        )
-    routed = split_overrides(list(overrides), {"data": builder.Params})
-    info = planned(build_config(builder.Params, "paper", routed["data"]), seed)
-    lab, unl = info["labeled_counts"], info["unlabeled_counts"]
-    click.echo(
-        f"{dataset} seed {seed}: counts only (no images read, no split hash), "
-        f"{info['num_classes']} classes, {sum(lab)} labeled, {sum(unl)} unlabeled"
-    )
-    click.echo(f"labeled per class: max {max(lab)}, min {min(lab)}")
-    click.echo(
-        "split sizes (classes): " + ", ".join(f"{k} {v}" for k, v in info["split_sizes"].items())
-    )
-
-
-@splits.command("show")
-@_with_options(_split_opts)
-@click.option(
-    "--counts-only",
-    is_flag=True,
-    help="Only the planned counts, without reading the data (imagenet-sslt).",
-)
-def splits_show(dataset, seed, overrides, data_root, counts_only):
-    """Per-class labeled/unlabeled counts, many/medium/few sizes and the split hash."""
-    if counts_only:
-        _show_planned_counts(dataset, seed, overrides)
-        return
-    s = _build_split(dataset, seed, overrides, data_root)
-    info = s.summary()
-    click.echo(
-        f"{dataset} seed {seed}: hash {info['hash']}, {info['num_classes']} classes, "
-        f"{info['labeled']} labeled, {info['unlabeled']} unlabeled, {info['test']} test"
-    )
-    click.echo(
-        "split sizes (classes): " + ", ".join(f"{k} {v}" for k, v in info["split_sizes"].items())
-    )
-    if s.num_classes <= 20:
-        for c in range(s.num_classes):
-            click.echo(
-                f"  {s.class_names[c]:>12}: labeled {info['labeled_counts'][c]:>5}  "
-                f"unlabeled {info['unlabeled_counts'][c]:>6}  "
-                f"{('many', 'medium', 'few')[s.class_split[c]]}"
-            )
-
-
-@splits.command("export")
-@_with_options(_split_opts)
-@click.option("--output", "-o", required=True, help="JSON file to write.")
-def splits_export(dataset, seed, overrides, data_root, output):
-    """Write the exact item lists as JSON, with its sha256."""
-    import hashlib
-
-    from .records import atomic_write_text
-
-    s = _build_split(dataset, seed, overrides, data_root)
-    text = json.dumps(s.to_json(), sort_keys=True)
-    atomic_write_text(Path(output), text)
-    click.echo(
-        f"wrote {output} (split hash {s.hash}, sha256 {hashlib.sha256(text.encode()).hexdigest()})"
-    )
+for _command in (table, compare, plot, splits):
+    cli.add_command(_command)
 
 
 @cli.command()
 @click.option("--methods", required=True, help="Comma-separated registered methods.")
 @click.option("--datasets", required=True, help="Comma-separated registered data sets.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds: 0-2, 0,1,2 or both.")
-@_with_options(_RUN_OPTIONS)
+@with_options(_RUN_OPTIONS)
 @click.option(
     "--launcher",
     default="local",

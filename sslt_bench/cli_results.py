@@ -1,0 +1,120 @@
+"""``sslt-bench table``, ``compare`` and ``plot``: reading result records.
+
+Registered on the top-level group by :mod:`sslt_bench.cli`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .cli_common import load_results, results_option
+from .errors import choices_error
+from .registry import METHODS
+
+
+@click.command()
+@results_option
+@click.option(
+    "--format",
+    "fmt_name",
+    default="terminal",
+    show_default=True,
+    type=click.Choice(["terminal", "markdown", "csv", "latex", "html"]),
+)
+@click.option("--dataset", multiple=True, help="Only this data set (repeatable).")
+@click.option("--method", multiple=True, help="Only this method (repeatable).")
+@click.option("--profile", multiple=True, help="Only this profile (repeatable).")
+@click.option("--backbone", multiple=True, help="Only this backbone (repeatable).")
+@click.option(
+    "--by",
+    default="config",
+    show_default=True,
+    type=click.Choice(["config", "seed"]),
+    help="config: mean ± std over seeds; seed: one row per run.",
+)
+@click.option("--with-paper", is_flag=True, help="Add the paper's quoted numbers (marked).")
+@click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
+def table(folders, fmt_name, dataset, method, profile, backbone, by, with_paper, output) -> None:
+    """Rows: methods; columns: data sets (overall/many/medium/few, mean ± std over seeds)."""
+    from .records import atomic_write_text
+    from .render import render
+    from .table import build_board, filter_records
+
+    records = filter_records(
+        load_results(folders), dataset=dataset, method=method, profile=profile, backbone=backbone
+    )
+    board = build_board(
+        records, by_seed=by == "seed", with_paper=with_paper, paper_methods=set(method) or None
+    )
+    text = render(fmt_name, board, records)
+    if output:
+        atomic_write_text(Path(output), text)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@click.command()
+@results_option
+@click.argument("method")
+@click.argument("baseline")
+@click.option("--dataset", multiple=True, help="Only this data set (repeatable).")
+def compare(folders, method, baseline, dataset) -> None:
+    """METHOD vs BASELINE paired by seed; METHOD's pseudo-label accuracy per labelling step."""
+    from .compare import paired_markdown, pseudo_label_markdown
+    from .table import filter_records
+
+    known = sorted(METHODS.names())
+    for name in (method, baseline):
+        if name not in known:
+            raise choices_error("method", name, known)
+    records = filter_records(load_results(folders), dataset=dataset)
+    click.echo(paired_markdown(records, method, baseline))
+    click.echo()
+    click.echo(pseudo_label_markdown(records, method))
+
+
+@click.group()
+def plot() -> None:
+    """Plots of result records (PNG and SVG)."""
+
+
+def _plot_opts(fn):
+    fn = click.option(
+        "--output", "-o", default=None, help="Output path (.png/.svg added; both are written)."
+    )(fn)
+    fn = click.option("--method", multiple=True, help="Only this method (repeatable).")(fn)
+    fn = click.option("--dataset", default=None, help="Data set (needed if several).")(fn)
+    return results_option(fn)
+
+
+def _plot(kind: str, folders, dataset, method, output) -> None:
+    from . import plots
+    from .table import filter_records
+
+    records = filter_records(load_results(folders), method=method)
+    for path in plots.make(kind, records, dataset, output):
+        click.echo(f"wrote {path}")
+
+
+@plot.command("per-class")
+@_plot_opts
+def plot_per_class(folders, dataset, method, output) -> None:
+    """Test accuracy per class against its labeled count (log x), many/medium/few shaded."""
+    _plot("per-class", folders, dataset, method, output)
+
+
+@plot.command("pseudo-labels")
+@_plot_opts
+def plot_pseudo_labels(folders, dataset, method, output) -> None:
+    """Pseudo-label accuracy on U per loop, per split (methods that record it)."""
+    _plot("pseudo-labels", folders, dataset, method, output)
+
+
+@plot.command("curves")
+@_plot_opts
+def plot_curves(folders, dataset, method, output) -> None:
+    """Test accuracy along training (runs made with --eval-every, or Evaluate stages)."""
+    _plot("curves", folders, dataset, method, output)

@@ -1,0 +1,69 @@
+"""Paired comparisons and pseudo-label trajectories (sslt_bench.compare, `sslt-bench compare`)."""
+
+import json
+
+from test_table import rec
+
+from sslt_bench.compare import paired_markdown, pairs, pseudo_label_markdown
+
+
+def _rows(text: str) -> list[list[str]]:
+    return [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| seed")
+    ]
+
+
+def test_pairs_only_equal_seeds_in_one_setting():
+    recs = [
+        rec("alternate", 0, overall=40.0, few=30.0),
+        rec("alternate", 1, overall=42.0, few=35.0),
+        rec("alternate", 2, overall=41.0, few=33.0),  # no decoupling seed 2: unpaired
+        rec("decoupling", 0, overall=38.0, few=31.0),
+        rec("decoupling", 1, overall=39.0, few=30.0),
+        rec("decoupling", 1, overall=10.0, split_hash="other"),  # another split: never paired
+    ]
+    (runs,) = pairs(recs, "alternate", "decoupling").values()
+    assert [(a["seed"], b["seed"]) for a, b in runs] == [(0, 0), (1, 1)]
+    rows = _rows(paired_markdown(recs, "alternate", "decoupling"))
+    assert rows[0][:7] == ["0", "40.0", "38.0", "+2.0", "30.0", "31.0", "-1.0"]
+    assert rows[1][:7] == ["1", "42.0", "39.0", "+3.0", "35.0", "30.0", "+5.0"]
+    assert rows[2][:7] == ["mean", "41.0", "38.5", "+2.5 ± 0.7", "32.5", "30.5", "+2.0 ± 4.2"]
+    text = paired_markdown(recs, "alternate", "decoupling")
+    assert "overall: alternate ahead on 2 of 2 seeds; few: alternate ahead on 1 of 2" in text
+
+
+def test_no_pairs_says_so():
+    text = paired_markdown([rec("alternate", 0)], "alternate", "decoupling")
+    assert text.startswith("No seed has a finished run of both")
+
+
+def _pl(seed, values):
+    steps = [f"loop{i + 1}/pseudo" for i in range(len(values))]
+    hist = {"epochs": [], "evals": [], "pseudo_labels": []}
+    hist["pseudo_labels"] = [
+        {"step": s, "few": v, "overall": 50.0} for s, v in zip(steps, values, strict=True)
+    ]
+    return rec("alternate", seed, history=hist)
+
+
+def test_pseudo_label_trajectories_and_rising_count():
+    text = pseudo_label_markdown(
+        [_pl(0, [28.0, 29.0, 30.5]), _pl(1, [30.0, 29.0, 31.0])], "alternate"
+    )
+    assert "| seed | loop1/pseudo | loop2/pseudo | loop3/pseudo |" in text
+    assert _rows(text) == [["0", "28.0", "29.0", "30.5"], ["1", "30.0", "29.0", "31.0"]]
+    assert "Rising at every labelling step in 1 of 2 runs." in text
+
+
+def test_cli_compare(cli_run, tmp_path):
+    folder = tmp_path / "records"
+    folder.mkdir()
+    for r in (rec("alternate", 0, overall=40.0), rec("decoupling", 0, overall=38.0)):
+        r.pop("_path")
+        (folder / f"{r['method']}-{r['seed']}.json").write_text(json.dumps(r))
+    _, out = cli_run("compare", "alternate", "decoupling", "--results", tmp_path)
+    assert "| 0 | 40.0 | 38.0 | +2.0 |" in out
+    code, out = cli_run("compare", "alternat", "decoupling", "--results", tmp_path, expect=2)
+    assert "unknown method 'alternat'" in out and "alternate" in out
