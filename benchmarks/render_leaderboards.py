@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 
 from sslt_bench import plots
-from sslt_bench.compare import paired_markdown, pseudo_label_markdown
+from sslt_bench.compare import paired_markdown, trajectory_markdown
 from sslt_bench.errors import UsageError
 from sslt_bench.records import atomic_write_bytes, load_records
 from sslt_bench.render import markdown, to_csv
@@ -130,8 +130,9 @@ CMP_START, CMP_END = "<!-- compare:", "<!-- /compare -->"
 def readme_with_comparisons(text: str, recs: list[dict]) -> str:
     """``text`` with every ``<!-- compare:DATASET METHOD BASELINE... -->`` block re-rendered.
 
-    A block holds METHOD vs each BASELINE paired by seed, then METHOD's pseudo-label accuracy
-    on U per labelling step (few-shot classes), all from ``recs`` of DATASET.
+    A block holds METHOD vs each BASELINE paired by seed, then METHOD's test accuracy after
+    each stage (overall, few-shot) and its pseudo-label accuracy on U per labelling step
+    (few-shot classes), all from ``recs`` of DATASET.
     """
     out, rest = [], text
     while CMP_START in rest:
@@ -141,7 +142,8 @@ def readme_with_comparisons(text: str, recs: list[dict]) -> str:
         dataset, method, *baselines = spec.split()
         mine = [r for r in recs if r["dataset"] == dataset]
         body = [paired_markdown(mine, method, b) for b in baselines]
-        body.append(pseudo_label_markdown(mine, method))
+        for history, metric in (("evals", "overall"), ("evals", "few"), ("pseudo_labels", "few")):
+            body.append(trajectory_markdown(mine, method, history, metric))
         out.append(f"{head}{CMP_START}{spec} -->\n" + "\n\n".join(body) + f"\n{CMP_END}")
     return "".join(out) + rest
 

@@ -62,8 +62,8 @@ def table(folders, fmt_name, dataset, method, profile, backbone, by, with_paper,
 @click.argument("baseline")
 @click.option("--dataset", multiple=True, help="Only this data set (repeatable).")
 def compare(folders, method, baseline, dataset) -> None:
-    """METHOD vs BASELINE paired by seed; METHOD's pseudo-label accuracy per labelling step."""
-    from .compare import paired_markdown, pseudo_label_markdown
+    """METHOD vs BASELINE paired by seed; METHOD's test and pseudo-label accuracy per stage."""
+    from .compare import paired_markdown, trajectory_markdown
     from .table import filter_records
 
     known = sorted(METHODS.names())
@@ -72,8 +72,9 @@ def compare(folders, method, baseline, dataset) -> None:
             raise choices_error("method", name, known)
     records = filter_records(load_results(folders), dataset=dataset)
     click.echo(paired_markdown(records, method, baseline))
-    click.echo()
-    click.echo(pseudo_label_markdown(records, method))
+    for history, metric in (("evals", "overall"), ("evals", "few"), ("pseudo_labels", "few")):
+        click.echo()
+        click.echo(trajectory_markdown(records, method, history, metric))
 
 
 @click.group()

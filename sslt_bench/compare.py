@@ -93,20 +93,37 @@ def paired_markdown(records: list[dict[str, Any]], method: str, baseline: str) -
     return "\n\n".join(parts)
 
 
-def pseudo_label_markdown(records: list[dict[str, Any]], method: str, split: str = "few") -> str:
-    """Markdown: ``split`` accuracy of the pseudo labels on U at every labelling step, per run."""
+HISTORIES = {
+    "pseudo_labels": ("pseudo-label accuracy on U", "labelling step"),
+    "evals": ("test accuracy after each stage", "evaluation"),
+}
+
+
+def trajectory_markdown(
+    records: list[dict[str, Any]], method: str, history: str = "pseudo_labels", metric: str = "few"
+) -> str:
+    """Markdown: ``metric`` at every entry of a run's ``history`` list, one row per seed.
+
+    Args:
+        records: result records (any mix; only ``method``'s finished runs are used).
+        method: the method whose runs to show.
+        history: ``pseudo_labels`` (accuracy of the pseudo labels on U, from U's hidden
+            labels) or ``evals`` (diagnostic test evaluations after stages).
+        metric: ``overall``, ``many``, ``medium`` or ``few``.
+    """
+    what, entry = HISTORIES[history]
     parts = []
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for rec in records:
-        if is_ok(rec) and rec["method"] == method and rec["history"].get("pseudo_labels"):
+        if is_ok(rec) and rec["method"] == method and rec["history"].get(history):
             groups[(*_setting(rec), rec.get("config_hash"))].append(rec)
     for _key, recs in sorted(groups.items(), key=lambda kv: str(kv[0])):
         recs.sort(key=lambda r: r["seed"])
-        steps = [e["step"] for e in recs[0]["history"]["pseudo_labels"]]
+        steps = [e["step"] for e in recs[0]["history"][history]]
         lines = ["| seed | " + " | ".join(steps) + " |", "|" + "---|" * (len(steps) + 1)]
         rising = 0
         for rec in recs:
-            got = {e["step"]: e[split] for e in rec["history"]["pseudo_labels"]}
+            got = {e["step"]: e[metric] for e in rec["history"][history]}
             lines.append(
                 f"| {rec['seed']} | "
                 + " | ".join(f"{got[s]:.1f}" if s in got else "-" for s in steps)
@@ -115,8 +132,13 @@ def pseudo_label_markdown(records: list[dict[str, Any]], method: str, split: str
             vals = [got[s] for s in steps if s in got]
             rising += all(y > x for x, y in zip(vals, vals[1:], strict=False))
         parts.append(
-            f"{method}: {split}-shot pseudo-label accuracy on U (%), {_label(recs[0])}\n\n"
+            f"{method}: {metric} {what} (%), {_label(recs[0])}\n\n"
             + "\n".join(lines)
-            + f"\n\nRising at every labelling step in {rising} of {len(recs)} runs."
+            + f"\n\nRising at every {entry} in {rising} of {len(recs)} runs."
         )
-    return "\n\n".join(parts) if parts else f"No {method} run recorded pseudo-label accuracy."
+    return "\n\n".join(parts) if parts else f"No {method} run recorded {what}."
+
+
+def pseudo_label_markdown(records: list[dict[str, Any]], method: str, split: str = "few") -> str:
+    """Markdown: ``split`` accuracy of the pseudo labels on U at every labelling step, per run."""
+    return trajectory_markdown(records, method, "pseudo_labels", split)

@@ -67,3 +67,14 @@ def test_cli_compare(cli_run, tmp_path):
     assert "| 0 | 40.0 | 38.0 | +2.0 |" in out
     code, out = cli_run("compare", "alternat", "decoupling", "--results", tmp_path, expect=2)
     assert "unknown method 'alternat'" in out and "alternate" in out
+
+
+def test_eval_trajectory_overall():
+    from sslt_bench.compare import trajectory_markdown
+
+    evals = [{"step": s, "overall": v, "few": 1.0} for s, v in (("init", 37.0), ("loop1", 38.0))]
+    r = rec("alternate", 0, history={"epochs": [], "evals": evals, "pseudo_labels": []})
+    text = trajectory_markdown([r], "alternate", "evals", "overall")
+    assert "overall test accuracy after each stage" in text
+    assert _rows(text) == [["0", "37.0", "38.0"]]
+    assert "Rising at every evaluation in 1 of 1 runs." in text
