@@ -18,7 +18,8 @@ wd 2e-4, 5 warm-up epochs, lr x0.01 at 80% and 90%, DRW from 80%), batch 128 lab
 unlabeled (mu = 1: the original's half-labeled batches). ``quick``: batch 64 + 64 unlabeled
 for 25 epochs (1 warm-up) = 800 SGD steps, as many as ldam-drw's quick run, so that the DRW
 phase (the last fifth, at lr 0.001 then 1e-5) gets as many steps (a first quick profile of 24
-epochs at batch 128, 384 steps, gave DRW 16 steps at lr 0.001 and 0% few-shot accuracy), and
+epochs at batch 128, 384 steps, gave DRW 16 steps at lr 0.001 and 0% few-shot accuracy; this
+one gives 1.6%, so the steps were not the whole story: see the README's methods section), and
 EMA decays 0.9 / 0.97 (so the teacher averages a similar share of the far shorter run): about
 51k labeled + 102k unlabeled-view images on cifar10-sslt (~2,000 labeled), compute like
 ~120k training images (teacher passes are forward-only), about 9 min for ResNet-20 on one
