@@ -78,3 +78,21 @@ def test_eval_trajectory_overall():
     assert "overall test accuracy after each stage" in text
     assert _rows(text) == [["0", "37.0", "38.0"]]
     assert "Rising at every evaluation in 1 of 1 runs." in text
+
+
+def test_readme_compare_block_is_rerendered_in_place():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "render_leaderboards.py"
+    spec = importlib.util.spec_from_file_location("render_leaderboards", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    recs = [rec("alternate", 0, overall=40.0), rec("decoupling", 0, overall=38.0)]
+    text = (
+        "intro\n<!-- compare:cifar10-sslt alternate decoupling -->\nstale\n<!-- /compare -->\nend\n"
+    )
+    once = mod.readme_with_comparisons(text, recs)
+    assert "stale" not in once and "| 0 | 40.0 | 38.0 | +2.0 |" in once
+    assert once.startswith("intro\n") and once.endswith("<!-- /compare -->\nend\n")
+    assert mod.readme_with_comparisons(once, recs) == once
