@@ -8,7 +8,9 @@ import pytest
 def test_run_list_table(cli_run, tmp_path):
     out = tmp_path / "res"
     for seed in (0, 1):
-        code, text = cli_run("run", "--seed", seed, "--out", out, "--no-progress")
+        code, text = cli_run(
+            "run", "--seed", seed, "--out", out, "--no-progress", "--set", "epochs=10"
+        )
         assert "erm on digits-sslt" in text
         line = next(ln for ln in text.splitlines() if ln.startswith("overall"))
         overall = float(line.split()[1])
