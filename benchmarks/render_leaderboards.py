@@ -107,21 +107,30 @@ README = ROOT / "README.md"
 START, END = "<!-- leaderboard:", "<!-- /leaderboard -->"
 
 
+def replace_blocks(text: str, start: str, end: str, render) -> str:
+    """``text`` with the body of every ``{start}SPEC -->`` ... ``{end}`` block = render(SPEC)."""
+    out, rest = [], text
+    while start in rest:
+        head, _, tail = rest.partition(start)
+        spec, _, tail = tail.partition(" -->")
+        _, _, rest = tail.partition(end)
+        out.append(f"{head}{start}{spec} -->\n{render(spec)}\n{end}")
+    return "".join(out) + rest
+
+
 def readme_with_blocks(text: str, recs: list[dict]) -> str:
     """``text`` with every ``<!-- leaderboard:DATASET -->`` block re-rendered from ``recs``."""
-    out, rest = [], text
-    while START in rest:
-        head, _, tail = rest.partition(START)
-        dataset, _, tail = tail.partition(" -->")
-        _, _, rest = tail.partition(END)
+
+    def render(dataset: str) -> str:
         mine = [r for r in recs if r["dataset"] == dataset]
         board = markdown(build_board(mine, with_paper=True)).rstrip("\n") if mine else "(no runs)"
         plot = f"leaderboards/plots/{dataset}-per-class.png"
         body = [board]
         if mine and any(is_ok(r) for r in mine):
             body.append(f"![{dataset} per-class test accuracy]({plot})")
-        out.append(f"{head}{START}{dataset} -->\n" + "\n\n".join(body) + f"\n{END}")
-    return "".join(out) + rest
+        return "\n\n".join(body)
+
+    return replace_blocks(text, START, END, render)
 
 
 CMP_START, CMP_END = "<!-- compare:", "<!-- /compare -->"
@@ -134,18 +143,16 @@ def readme_with_comparisons(text: str, recs: list[dict]) -> str:
     each stage (overall, few-shot) and its pseudo-label accuracy on U per labelling step
     (few-shot classes), all from ``recs`` of DATASET.
     """
-    out, rest = [], text
-    while CMP_START in rest:
-        head, _, tail = rest.partition(CMP_START)
-        spec, _, tail = tail.partition(" -->")
-        _, _, rest = tail.partition(CMP_END)
+
+    def render(spec: str) -> str:
         dataset, method, *baselines = spec.split()
         mine = [r for r in recs if r["dataset"] == dataset]
         body = [paired_markdown(mine, method, b) for b in baselines]
         for history, metric in (("evals", "overall"), ("evals", "few"), ("pseudo_labels", "few")):
             body.append(trajectory_markdown(mine, method, history, metric))
-        out.append(f"{head}{CMP_START}{spec} -->\n" + "\n\n".join(body) + f"\n{CMP_END}")
-    return "".join(out) + rest
+        return "\n\n".join(body)
+
+    return replace_blocks(text, CMP_START, CMP_END, render)
 
 
 def main() -> int:

@@ -137,8 +137,3 @@ def trajectory_markdown(
             + f"\n\nRising at every {entry} in {rising} of {len(recs)} runs."
         )
     return "\n\n".join(parts) if parts else f"No {method} run recorded {what}."
-
-
-def pseudo_label_markdown(records: list[dict[str, Any]], method: str, split: str = "few") -> str:
-    """Markdown: ``split`` accuracy of the pseudo labels on U at every labelling step, per run."""
-    return trajectory_markdown(records, method, "pseudo_labels", split)

@@ -4,7 +4,7 @@ import json
 
 from test_table import rec
 
-from sslt_bench.compare import paired_markdown, pairs, pseudo_label_markdown
+from sslt_bench.compare import paired_markdown, pairs, trajectory_markdown
 
 
 def _rows(text: str) -> list[list[str]]:
@@ -49,7 +49,7 @@ def _pl(seed, values):
 
 
 def test_pseudo_label_trajectories_and_rising_count():
-    text = pseudo_label_markdown(
+    text = trajectory_markdown(
         [_pl(0, [28.0, 29.0, 30.5]), _pl(1, [30.0, 29.0, 31.0])], "alternate"
     )
     assert "| seed | loop1/pseudo | loop2/pseudo | loop3/pseudo |" in text
@@ -70,8 +70,6 @@ def test_cli_compare(cli_run, tmp_path):
 
 
 def test_eval_trajectory_overall():
-    from sslt_bench.compare import trajectory_markdown
-
     evals = [{"step": s, "overall": v, "few": 1.0} for s, v in (("init", 37.0), ("loop1", 38.0))]
     r = rec("alternate", 0, history={"epochs": [], "evals": evals, "pseudo_labels": []})
     text = trajectory_markdown([r], "alternate", "evals", "overall")
