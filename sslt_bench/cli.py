@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import RESULTS, with_options
+from .cli_common import DATA_ROOT_OPTION, RESULTS, with_options
 from .cli_results import compare, plot, table
 from .cli_splits import splits
 from .errors import UsageError
@@ -43,12 +43,19 @@ _RUN_OPTIONS = [
         "overrides",
         multiple=True,
         metavar="KEY=VALUE",
-        help="Override a method or data set setting (repeatable).",
+        help="Override a method or data set setting (repeatable); "
+        "'sslt-bench list keys --method M --dataset D' lists the keys, defaults and ranges.",
     ),
     click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
     click.option("--out", default=str(RESULTS), show_default=True, help="Results folder."),
-    click.option("--data-root", default=None, help="Where data sets live (or SSLT_DATA)."),
-    click.option("--workers", default=0, show_default=True, help="DataLoader workers (file data)."),
+    DATA_ROOT_OPTION,
+    click.option(
+        "--workers",
+        default=0,
+        show_default=True,
+        type=click.IntRange(min=0),
+        help="DataLoader workers (file data).",
+    ),
     click.option(
         "--amp",
         default="auto",
@@ -84,6 +91,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "--eval-every",
     default=0,
     show_default=True,
+    type=click.IntRange(min=0),
     help="Also evaluate every N epochs for learning curves (never for selection).",
 )
 @click.option("--deterministic", is_flag=True, help="Deterministic algorithms (CUDA: slower).")
@@ -188,14 +196,44 @@ def _print_result(rec: dict) -> None:
 
 
 @cli.command("list")
-@click.argument("what", type=click.Choice(["methods", "datasets", "models"]))
-def list_(what: str) -> None:
-    """List registered methods, data sets or backbones with a one-line summary."""
+@click.argument("what", type=click.Choice(["methods", "datasets", "models", "keys"]))
+@click.option("--method", default="erm", show_default=True, help="keys: of this method.")
+@click.option("--dataset", default="digits-sslt", show_default=True, help="keys: of this data.")
+@click.option("--profile", default="quick", show_default=True, help="keys: this profile's values.")
+def list_(what: str, method: str, dataset: str, profile: str) -> None:
+    """List registered methods, data sets or backbones, or the --set keys of a run (keys)."""
+    if what == "keys":
+        _list_keys(method, dataset, profile)
+        return
     reg = {"methods": METHODS, "datasets": DATASETS, "models": MODELS}[what]
     names = reg.names()
     width = max(map(len, names), default=0)
     for name in names:
         click.echo(f"{name:<{width}}  {reg.summary(name)}")
+
+
+def _list_keys(method: str, dataset: str, profile: str) -> None:
+    """Every ``--set`` key of METHOD on DATASET: group, type, value under PROFILE, range."""
+    import dataclasses
+
+    from .config import build_config, field_range, field_types
+
+    builder = DATASETS.get(dataset)
+    method_cls = METHODS.get(method).Config
+    rows = []
+    for group, cls, prof in (("method", method_cls, profile), ("data", builder.Params, "paper")):
+        hints = getattr(builder, "hints", {}).get(profile, {}) if group == "method" else {}
+        types_ = field_types(cls)
+        cfg = build_config(cls, prof, {k: v for k, v in hints.items() if k in types_})
+        for f in dataclasses.fields(cfg):
+            kind = getattr(types_[f.name], "__name__", None) or str(types_[f.name])
+            value = getattr(cfg, f.name)
+            rows.append((f"{group}.{f.name}", kind, repr(value), field_range(cls, f.name) or ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    click.echo(f"--set keys of {method} on {dataset} (profile {profile}):")
+    for r in rows:
+        cells = [f"{c:<{w}}" for c, w in zip(r, widths, strict=False)] + [r[3]]
+        click.echo(("  " + "  ".join(cells)).rstrip())
 
 
 for _command in (table, compare, plot, splits):
@@ -306,28 +344,55 @@ def _malloc_tuning_reexec(args: list[str]) -> None:
     os.execve(sys.executable, [sys.executable, "-m", "sslt_bench", *args], env)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a Python warning as one ``warning: ...`` line (not the file/line/source form)."""
+    click.echo(f"warning: {' '.join(str(message).split())}", err=True)
+
+
+def _resume_hint(args: list[str]) -> str:
+    """The command that resumes an interrupted ``run`` (its own arguments, minus --fresh)."""
+    import shlex
+
+    kept = [a for a in args if a not in ("--fresh", "--no-resume")]
+    return "sslt-bench " + shlex.join(kept)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors with exit code 2 unless ``--debug``."""
+    import warnings
+
     args = list(sys.argv[1:] if argv is None else argv)
     if argv is None:  # a real process start (console script or python -m), not a library call
         _malloc_tuning_reexec(args)
     _ARGS[:] = args
     debug = "--debug" in args
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning
     try:
         cli.main(args=args, prog_name="sslt-bench", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        command = next((a for a in args if not a.startswith("-")), None)
+        hint = (
+            f"; the last checkpoint is kept, resume with: {_resume_hint(args)}"
+            if command == "run"
+            else ""
+        )
+        click.echo(f"interrupted{hint}", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
     except UsageError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # click's own (bad option value, missing argument)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        click.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
+        sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":

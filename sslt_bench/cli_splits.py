@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import with_options
+from .cli_common import DATA_ROOT_OPTION, with_options
 from .errors import UsageError
 from .registry import DATASETS
 
@@ -36,7 +36,7 @@ _split_opts = [
     click.option("--dataset", default="digits-sslt", show_default=True),
     click.option("--seed", default=0, show_default=True, type=int, help="Split seed."),
     click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE"),
-    click.option("--data-root", default=None),
+    DATA_ROOT_OPTION,
 ]
 
 

@@ -4,11 +4,20 @@ Every method and data set declares a dataclass whose defaults are the paper's va
 *profile* is a named dict of overrides (``quick`` is the CPU budget, ``paper`` the defaults).
 User overrides are parsed against the field's type; unknown keys and ill-typed values raise
 a one-line :class:`~sslt_bench.errors.UsageError` naming the valid keys or type.
+
+Ranges are declared once, on the field: ``lr: float = in_range(0.1, "(0, inf)")`` stores the
+interval as field metadata, and :func:`check_config` (called by :func:`build_config`) checks
+every field of every config the same way: numbers must be finite and inside their declared
+interval. A subclass that only changes a default (``lr: float = 0.03``) keeps the range its
+base class declared. A config's own ``validate()`` method, if any, is for cross-field checks
+and runs after the ranges.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -69,6 +78,109 @@ def _parse(key: str, text: str, tp: Any) -> Any:
     return text
 
 
+_INTERVAL = re.compile(r"^([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])$")
+
+
+def in_range(default: Any, interval: str, **kwargs: Any) -> Any:
+    """A dataclass field whose value must lie in ``interval`` (``"[0, 1)"``, ``"(0, inf)"``).
+
+    Args:
+        default: the field's default.
+        interval: closed ``[``/``]`` or open ``(``/``)`` bounds; ``inf``/``-inf`` for none.
+        **kwargs: passed on to :func:`dataclasses.field`.
+
+    Returns:
+        The field, with the interval in its metadata under ``"range"``.
+    """
+    _parse_interval(interval)  # fail at import time on a malformed interval
+    return dataclasses.field(default=default, metadata={"range": interval}, **kwargs)
+
+
+def _parse_interval(interval: str) -> tuple[float, float, bool, bool]:
+    m = _INTERVAL.match(interval.strip())
+    if not m:
+        raise ValueError(f"bad interval {interval!r}: expected e.g. '[0, 1)' or '(0, inf)'")
+    return float(m[2]), float(m[3]), m[1] == "(", m[4] == ")"
+
+
+def _describe(interval: str) -> str:
+    """``>= 1``, ``> 0`` or ``in [0, 1)``: how an error message states an interval."""
+    lo, hi, lo_open, hi_open = _parse_interval(interval)
+    if math.isinf(hi) and not math.isinf(lo):
+        return f"{'>' if lo_open else '>='} {lo:g}"
+    if math.isinf(lo) and not math.isinf(hi):
+        return f"{'<' if hi_open else '<='} {hi:g}"
+    return f"in {interval}"
+
+
+def _inside(value: float, interval: str) -> bool:
+    lo, hi, lo_open, hi_open = _parse_interval(interval)
+    above = value > lo if lo_open else value >= lo
+    below = value < hi if hi_open else value <= hi
+    return above and below
+
+
+def field_range(cls: type, name: str) -> str | None:
+    """The interval declared for field ``name`` on ``cls`` or the nearest base that has one."""
+    for klass in getattr(cls, "__mro__", (cls,)):
+        f = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if f is not None and "range" in f.metadata:
+            return f.metadata["range"]
+    return None
+
+
+def check_config(cfg: Any) -> None:
+    """Check every numeric field of ``cfg``: finite, and inside its declared range.
+
+    Tuples of numbers are checked element by element. Booleans and strings are left to the
+    parser (types, ``Literal`` choices).
+
+    Raises:
+        UsageError: one line naming the setting, the bad value and what would be valid.
+    """
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        interval = field_range(type(cfg), f.name)
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            want = _describe(interval) if interval else ""
+            if not math.isfinite(v):
+                raise UsageError(
+                    f"{f.name} must be a finite number{' ' + want if want else ''}, got {v}"
+                )
+            if interval and not _inside(v, interval):
+                shown = value if isinstance(value, (tuple, list)) else v
+                raise UsageError(f"{f.name} must be {want}, got {_show(shown)}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(_show, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_batch_size(cfg: Any, pool: int, min_steps: int) -> None:
+    """Refuse a ``batch_size`` larger than the training pool when epochs are padded.
+
+    A data set with a floor on batches per epoch (``min_steps_per_epoch``) cycles the pool up
+    to that many batches; with a batch larger than the pool that repeats the data thousands
+    of times per epoch (``batch_size=100000`` on digits-sslt: 3.2 M images an epoch).
+
+    Args:
+        cfg: the method config (its ``batch_size``, if it has one, is checked).
+        pool: images a stage can train on (|D| + |U|).
+        min_steps: the data set's floor on batches per epoch (0: none, nothing is checked).
+    """
+    batch = getattr(cfg, "batch_size", None)
+    if min_steps and isinstance(batch, int) and batch > pool:
+        raise UsageError(
+            f"batch_size {batch} is larger than the {pool} training images of this split; "
+            f"choose batch_size <= {pool}"
+        )
+
+
 def field_types(cls: type) -> dict[str, Any]:
     """Resolved type hints of the dataclass ``cls``'s fields."""
     hints = typing.get_type_hints(cls)
@@ -90,7 +202,8 @@ def build_config(
         profiles: named override dicts; defaults to ``cls.PROFILES`` if present.
 
     Returns:
-        The config instance; its ``validate()`` method, if any, has been called.
+        The config instance, checked by :func:`check_config`; its ``validate()`` method (for
+        cross-field checks), if any, has been called.
     """
     profiles = profiles if profiles is not None else getattr(cls, "PROFILES", {})
     if profile not in PROFILES and profile not in profiles:
@@ -106,6 +219,7 @@ def build_config(
                 )
             values[key] = _parse(key, raw, types_[key])
     cfg = cls(**values)
+    check_config(cfg)
     validate = getattr(cfg, "validate", None)
     if validate is not None:
         validate()

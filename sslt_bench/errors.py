@@ -1,18 +1,26 @@
 """User-facing errors.
 
-A :class:`UsageError` is bad input from the user (unknown name, bad value, missing data). The
-CLI prints its message on one line and exits with code 2; ``--debug`` shows the traceback.
+A :class:`UsageError` is bad input from the user (unknown name, bad value, missing data). It is
+a :class:`click.ClickException`, so click's own machinery reports it: the CLI prints its message
+on one line (``error: ...``) and exits with code 2; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import IO, Any
+
+import click
 
 
-class UsageError(Exception):
+class UsageError(click.ClickException):
     """Bad input from the user: the message names the bad value and the valid choices."""
 
     exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print ``error: <message>`` as one line on stderr."""
+        click.echo(f"error: {' '.join(self.format_message().split())}", err=True, file=file)
 
 
 def choices_error(kind: str, value: object, valid: Iterable[object]) -> UsageError:

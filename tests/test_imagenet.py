@@ -13,6 +13,7 @@ from sslt_bench.datasets.imagenet import (
     lomax_counts,
     write_tiny_jpegs,
 )
+from sslt_bench.config import check_config
 from sslt_bench.errors import UsageError
 from sslt_bench.split import splits_by_threshold
 
@@ -96,5 +97,5 @@ def test_build_errors_name_where_it_looked(tree, tmp_path):
         ImageNetSSLT.build(ImageNetParams(), 0, tree)
     with pytest.raises(UsageError, match="no class left with 10 train images"):
         ImageNetSSLT.build(ImageNetParams(num_classes=5, n_max=2), 0, tree)
-    with pytest.raises(UsageError, match="num_classes and n_max"):
-        ImageNetParams(n_max=0).validate()
+    with pytest.raises(UsageError, match="n_max must be >= 1, got 0"):
+        check_config(ImageNetParams(n_max=0))  # ranges: field metadata, one generic check

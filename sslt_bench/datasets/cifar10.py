@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import in_range
 from ..data import SSLTData, TensorSource
 from ..errors import UsageError
 from ..registry import register_dataset
@@ -51,20 +52,14 @@ class Cifar10Params:
         download: fetch the official batches with torchvision when no copy is found.
     """
 
-    imbalance_ratio: float = 100.0
-    n_max: int | None = None
-    unlabeled_factor: int = 5
+    imbalance_ratio: float = in_range(100.0, "[1, inf)")
+    n_max: int | None = in_range(None, f"[1, {PER_CLASS}]")
+    unlabeled_factor: int = in_range(5, "[0, inf)")
     unlabeled_source: str | None = None
     download: bool = False
 
     def validate(self) -> None:
-        """Reject impossible parameters with a one-line error."""
-        if self.imbalance_ratio < 1:
-            raise UsageError(f"imbalance_ratio must be >= 1, got {self.imbalance_ratio}")
-        if self.unlabeled_factor < 0:
-            raise UsageError(f"unlabeled_factor must be >= 0, got {self.unlabeled_factor}")
-        if self.n_max is not None and not 1 <= self.n_max <= PER_CLASS:
-            raise UsageError(f"n_max must be in [1, {PER_CLASS}], got {self.n_max}")
+        """Cross-field checks (ranges are declared on the fields)."""
         if self.unlabeled_source is not None:
             if not Path(self.unlabeled_source).is_file():
                 raise UsageError(f"unlabeled_source {self.unlabeled_source} is not a file")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import in_range
 from ..data import SSLTData, TensorSource
 from ..errors import UsageError
 from ..registry import register_dataset
@@ -41,22 +42,11 @@ class DigitsParams:
             data set whose parameters have this field.
     """
 
-    imbalance_ratio: float = 10.0
-    n_max: int = 28
-    unlabeled_factor: int = 4
-    test_per_class: int = 30
-    min_steps_per_epoch: int = 32
-
-    def validate(self) -> None:
-        """Reject impossible parameters with a one-line error."""
-        if self.imbalance_ratio < 1:
-            raise UsageError(f"imbalance_ratio must be >= 1, got {self.imbalance_ratio}")
-        if self.unlabeled_factor < 0:
-            raise UsageError(f"unlabeled_factor must be >= 0, got {self.unlabeled_factor}")
-        if self.min_steps_per_epoch < 0:
-            raise UsageError(f"min_steps_per_epoch must be >= 0, got {self.min_steps_per_epoch}")
-        if self.n_max < 1 or self.test_per_class < 1:
-            raise UsageError("n_max and test_per_class must be >= 1")
+    imbalance_ratio: float = in_range(10.0, "[1, inf)")
+    n_max: int = in_range(28, "[1, inf)")
+    unlabeled_factor: int = in_range(4, "[0, inf)")
+    test_per_class: int = in_range(30, "[1, inf)")
+    min_steps_per_epoch: int = in_range(32, "[0, inf)")
 
 
 def load_digits_array() -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import split as sp
+from ..config import in_range
 from ..data import FileSource, SSLTData, TensorSource
 from ..errors import UsageError, choices_error
 from ..imageio import IMAGE_SUFFIXES
@@ -55,30 +56,24 @@ class ImageFolderParams:
         flip: whether horizontal flips preserve the label (weak augmentation).
     """
 
-    imbalance_ratio: float | None = None
-    n_max: int | None = None
-    unlabeled_factor: int = 4
+    imbalance_ratio: float | None = in_range(None, "[1, inf)")
+    n_max: int | None = in_range(None, "[1, inf)")
+    unlabeled_factor: int = in_range(4, "[0, inf)")
     split_by: str = "rank_thirds"
-    many_above: int = 100
-    few_at_most: int = 10
-    image_size: int = 32
+    many_above: int = in_range(100, "[1, inf)")
+    few_at_most: int = in_range(10, "[0, inf)")
+    image_size: int = in_range(32, "[4, 1024]")
     channels: str = "auto"
     flip: bool = True
 
     def validate(self) -> None:
-        """Reject impossible parameters with a one-line error."""
-        if self.imbalance_ratio is not None and self.imbalance_ratio < 1:
-            raise UsageError(f"imbalance_ratio must be >= 1, got {self.imbalance_ratio}")
-        if self.n_max is not None and self.n_max < 1:
-            raise UsageError(f"n_max must be >= 1, got {self.n_max}")
-        if self.unlabeled_factor < 0:
-            raise UsageError(f"unlabeled_factor must be >= 0, got {self.unlabeled_factor}")
+        """Choices and cross-field checks (ranges are declared on the fields)."""
         if self.split_by not in ("rank_thirds", "thresholds"):
             raise choices_error("split_by", self.split_by, ("rank_thirds", "thresholds"))
-        if not 0 <= self.few_at_most < self.many_above:
-            raise UsageError("need 0 <= few_at_most < many_above")
-        if not 4 <= self.image_size <= 1024:
-            raise UsageError(f"image_size must be in [4, 1024], got {self.image_size}")
+        if not self.few_at_most < self.many_above:
+            raise UsageError(
+                f"few_at_most ({self.few_at_most}) must be < many_above ({self.many_above})"
+            )
         if self.channels not in ("auto", "1", "3"):
             raise choices_error("channels", self.channels, ("auto", "1", "3"))
 

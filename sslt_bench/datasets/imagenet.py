@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import in_range
 from ..data import FileSource, SSLTData
 from ..errors import UsageError
 from ..registry import register_dataset
@@ -68,29 +69,21 @@ class ImageNetParams:
         image_size: side of the decoded square images.
     """
 
-    num_classes: int = 1000
-    n_max: int = 250
-    lomax_shape: float = 6.0
-    lomax_scale: float = 1000.0
-    unlabeled_factor: int = 4
-    many_above: int = 100
-    few_at_most: int = 10
-    image_size: int = 224
+    num_classes: int = in_range(1000, "[1, inf)")
+    n_max: int = in_range(250, "[1, inf)")
+    lomax_shape: float = in_range(6.0, "(0, inf)")
+    lomax_scale: float = in_range(1000.0, "(0, inf)")
+    unlabeled_factor: int = in_range(4, "[0, inf)")
+    many_above: int = in_range(100, "[1, inf)")
+    few_at_most: int = in_range(10, "[0, inf)")
+    image_size: int = in_range(224, "[8, inf)")
 
     def validate(self) -> None:
-        """Reject impossible parameters with a one-line error."""
-        if self.num_classes < 1 or self.n_max < 1:
+        """Cross-field checks (ranges are declared on the fields)."""
+        if not self.few_at_most < self.many_above:
             raise UsageError(
-                f"num_classes and n_max must be >= 1, got {self.num_classes}/{self.n_max}"
+                f"few_at_most ({self.few_at_most}) must be < many_above ({self.many_above})"
             )
-        if self.lomax_shape <= 0 or self.lomax_scale <= 0:
-            raise UsageError("lomax_shape and lomax_scale must be > 0")
-        if self.unlabeled_factor < 0:
-            raise UsageError(f"unlabeled_factor must be >= 0, got {self.unlabeled_factor}")
-        if not 0 <= self.few_at_most < self.many_above:
-            raise UsageError("need 0 <= few_at_most < many_above")
-        if self.image_size < 8:
-            raise UsageError(f"image_size must be >= 8, got {self.image_size}")
 
 
 def lomax_counts(num_classes: int, n_max: int = 250, shape: float = 6.0, scale: float = 1000.0):

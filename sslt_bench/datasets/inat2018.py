@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import in_range
 from ..data import FileSource, SSLTData
 from ..errors import UsageError
 from ..registry import register_dataset
@@ -61,20 +62,18 @@ class INatParams:
         image_size: side of the decoded square images.
     """
 
-    labeled_divisor: int = 5
-    min_labeled: int = 2
-    many_at_least: int = 100
-    few_below: int = 10
-    image_size: int = 224
+    labeled_divisor: int = in_range(5, "[1, inf)")
+    min_labeled: int = in_range(2, "[1, inf)")
+    many_at_least: int = in_range(100, "[1, inf)")
+    few_below: int = in_range(10, "[1, inf)")
+    image_size: int = in_range(224, "[8, inf)")
 
     def validate(self) -> None:
-        """Reject impossible parameters with a one-line error."""
-        if self.labeled_divisor < 1 or self.min_labeled < 1:
-            raise UsageError("labeled_divisor and min_labeled must be >= 1")
-        if not 1 <= self.few_below < self.many_at_least:
-            raise UsageError("need 1 <= few_below < many_at_least")
-        if self.image_size < 8:
-            raise UsageError(f"image_size must be >= 8, got {self.image_size}")
+        """Cross-field checks (ranges are declared on the fields)."""
+        if not self.few_below < self.many_at_least:
+            raise UsageError(
+                f"few_below ({self.few_below}) must be < many_at_least ({self.many_at_least})"
+            )
 
 
 def _find_root(root: Path | None) -> Path:

@@ -44,7 +44,7 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
-from ..errors import UsageError
+from ..config import in_range
 from ..losses import kl_consistency
 from ..registry import register_method
 from ..stages import Batch, Call, Evaluate, PseudoLabel, Step, StepContext, Train, TrainHead
@@ -74,9 +74,9 @@ class AlternateConfig(BaseConfig):
         classifier_reset: re-initialise g before each stage 3 (paper: no).
     """
 
-    loops: int = 5
-    loop_epochs: int = 40
-    kl_weight: float = 1.0
+    loops: int = in_range(5, "[1, inf)")
+    loop_epochs: int = in_range(40, "[1, inf)")
+    kl_weight: float = in_range(1.0, "[0, inf)")
     first_epoch_target: Literal["carry", "uniform", "skip"] = "carry"
     stage2_sampling: Sampling = "random"
     stage3_sampling: Sampling = "class_balanced"
@@ -88,16 +88,6 @@ class AlternateConfig(BaseConfig):
         "quick": {**INIT_QUICK, "loops": 2, "loop_epochs": 8}
     }
     SMOKE: ClassVar[dict[str, Any]] = {**BaseConfig.SMOKE, "loops": 2, "loop_epochs": 1}
-
-    def validate(self) -> None:
-        """Reject out-of-range values with a one-line error."""
-        super().validate()
-        if self.loops < 1 or self.loop_epochs < 1:
-            raise UsageError(
-                f"loops and loop_epochs must be >= 1, got {self.loops} and {self.loop_epochs}"
-            )
-        if self.kl_weight < 0:
-            raise UsageError(f"kl_weight must be >= 0, got {self.kl_weight}")
 
 
 def alternate_loops(

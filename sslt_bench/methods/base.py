@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch.nn.functional as F
 
+from ..config import in_range
 from ..stages import Batch, Step, StepContext
 
 
@@ -34,12 +35,12 @@ class BaseConfig:
     """
 
     backbone: str | None = None
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    epochs: int = 200
-    head_epochs: int = 10
+    batch_size: int = in_range(128, "[1, inf)")
+    lr: float = in_range(0.1, "(0, inf)")
+    momentum: float = in_range(0.9, "[0, 1)")
+    weight_decay: float = in_range(5e-4, "[0, inf)")
+    epochs: int = in_range(200, "[1, inf)")
+    head_epochs: int = in_range(10, "[0, inf)")
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"epochs": 30}}
     #: Overrides that make a run a few steps long: the registry-driven smoke test runs every
@@ -47,16 +48,12 @@ class BaseConfig:
     SMOKE: ClassVar[dict[str, Any]] = {"epochs": 1, "head_epochs": 1}
 
     def validate(self) -> None:
-        """Raise :class:`~sslt_bench.errors.UsageError` on out-of-range values."""
-        from ..errors import UsageError
+        """Cross-field checks (raise :class:`~sslt_bench.errors.UsageError`); none here.
 
-        for key in ("batch_size", "epochs"):
-            if getattr(self, key) < 1:
-                raise UsageError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.head_epochs < 0:
-            raise UsageError(f"head_epochs must be >= 0, got {self.head_epochs}")
-        if self.lr <= 0:
-            raise UsageError(f"lr must be > 0, got {self.lr}")
+        Ranges are declared on the fields (:func:`~sslt_bench.config.in_range`) and checked,
+        with finiteness, by :func:`~sslt_bench.config.check_config` before this hook runs.
+        Subclasses override it for checks that involve several fields.
+        """
 
 
 @dataclass(frozen=True)

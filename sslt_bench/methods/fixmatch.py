@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..errors import UsageError
+from ..config import in_range
 from ..losses import fixmatch_unlabeled_loss
 from ..registry import register_method
 from ..stages import Batch, Step, StepContext, Train, Unlabeled
@@ -56,12 +56,12 @@ class FixMatchConfig(BaseConfig):
     batch_size: int = 64
     lr: float = 0.03
     epochs: int = 1024
-    steps_per_epoch: int = 1024
-    mu: int = 7
-    threshold: float = 0.95
-    lambda_u: float = 1.0
+    steps_per_epoch: int = in_range(1024, "[1, inf)")
+    mu: int = in_range(7, "[1, inf)")
+    threshold: float = in_range(0.95, "[0, 1]")
+    lambda_u: float = in_range(1.0, "[0, inf)")
     nesterov: bool = True
-    ema_decay: float = 0.999
+    ema_decay: float = in_range(0.999, "[0, 1)")
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {
@@ -73,20 +73,6 @@ class FixMatchConfig(BaseConfig):
         }
     }
     SMOKE: ClassVar[dict[str, Any]] = {**BaseConfig.SMOKE, "steps_per_epoch": 2}
-
-    def validate(self) -> None:
-        """Raise :class:`~sslt_bench.errors.UsageError` on out-of-range values."""
-        super().validate()
-        if self.steps_per_epoch < 1 or self.mu < 1:
-            raise UsageError(
-                f"steps_per_epoch and mu must be >= 1, got {self.steps_per_epoch} and {self.mu}"
-            )
-        if not 0.0 <= self.threshold <= 1.0:
-            raise UsageError(f"threshold must be in [0, 1], got {self.threshold}")
-        if self.lambda_u < 0:
-            raise UsageError(f"lambda_u must be >= 0, got {self.lambda_u}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise UsageError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 @register_method(

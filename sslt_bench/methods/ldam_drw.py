@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..errors import UsageError
+from ..config import in_range
 from ..losses import drw_weights, ldam_loss, ldam_margins
 from ..registry import register_method
 from ..stages import Batch, Pool, Step, StepContext, Train
@@ -47,31 +47,15 @@ class LDAMConfig(BaseConfig):
 
     weight_decay: float = 2e-4
     schedule: Literal["step", "cosine", "constant"] = "step"
-    milestones: tuple[float, ...] = (0.8, 0.9)
-    warmup_epochs: int = 5
-    max_margin: float = 0.5
-    scale: float = 30.0
-    drw_beta: float = 0.9999
-    drw_start: float = 0.8
+    milestones: tuple[float, ...] = in_range((0.8, 0.9), "(0, 1]")
+    warmup_epochs: int = in_range(5, "[0, inf)")
+    max_margin: float = in_range(0.5, "(0, inf)")
+    scale: float = in_range(30.0, "(0, inf)")
+    drw_beta: float = in_range(0.9999, "[0, 1)")
+    drw_start: float = in_range(0.8, "[0, 1]")
 
     PROFILES = {"quick": {"epochs": 50, "warmup_epochs": 1}}
     SMOKE = {**BaseConfig.SMOKE, "warmup_epochs": 0, "drw_start": 0.0}
-
-    def validate(self) -> None:
-        """Raise :class:`~sslt_bench.errors.UsageError` on out-of-range values."""
-        super().validate()
-        if self.warmup_epochs < 0:
-            raise UsageError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        if self.max_margin <= 0 or self.scale <= 0:
-            raise UsageError(
-                f"max_margin and scale must be > 0, got {self.max_margin}/{self.scale}"
-            )
-        if not 0.0 <= self.drw_beta < 1.0:
-            raise UsageError(f"drw_beta must be in [0, 1), got {self.drw_beta}")
-        if not 0.0 <= self.drw_start <= 1.0:
-            raise UsageError(f"drw_start must be in [0, 1], got {self.drw_start}")
-        if any(not 0.0 < m <= 1.0 for m in self.milestones):
-            raise UsageError(f"milestones must be fractions in (0, 1], got {self.milestones}")
 
 
 def drw_active(ctx: StepContext, start: float) -> bool:

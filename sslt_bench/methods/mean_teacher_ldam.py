@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import UsageError
+from ..config import in_range
 from ..losses import mse_consistency, sigmoid_rampup
 from ..registry import register_method
 from ..stages import Batch, Step, StepContext, Train, Unlabeled
@@ -53,11 +53,11 @@ class MeanTeacherLDAMConfig(LDAMConfig):
         ema_decay_rampup: teacher EMA decay during the ramp-up.
     """
 
-    mu: int = 1
-    consistency: float = 100.0
-    rampup: float = 40_000 / 150_000
-    ema_decay: float = 0.999
-    ema_decay_rampup: float = 0.99
+    mu: int = in_range(1, "[1, inf)")
+    consistency: float = in_range(100.0, "[0, inf)")
+    rampup: float = in_range(40_000 / 150_000, "[0, 1]")
+    ema_decay: float = in_range(0.999, "[0, 1)")
+    ema_decay_rampup: float = in_range(0.99, "[0, 1)")
 
     PROFILES = {
         "quick": {
@@ -69,19 +69,6 @@ class MeanTeacherLDAMConfig(LDAMConfig):
         }
     }
     SMOKE = {**LDAMConfig.SMOKE}
-
-    def validate(self) -> None:
-        """Raise :class:`~sslt_bench.errors.UsageError` on out-of-range values."""
-        super().validate()
-        if self.mu < 1:
-            raise UsageError(f"mu must be >= 1, got {self.mu}")
-        if self.consistency < 0:
-            raise UsageError(f"consistency must be >= 0, got {self.consistency}")
-        if not 0.0 <= self.rampup <= 1.0:
-            raise UsageError(f"rampup must be in [0, 1], got {self.rampup}")
-        for key in ("ema_decay", "ema_decay_rampup"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise UsageError(f"{key} must be in [0, 1), got {getattr(self, key)}")
 
 
 @register_method(

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..errors import UsageError
+from ..config import in_range
 from ..registry import register_method
 from ..stages import Step
 from .alternate import INIT_QUICK, AlternateConfig, alternate_loops
@@ -41,7 +41,7 @@ class PseudoLabelDecouplingConfig(BaseConfig):
         classifier_reset: re-initialise g before its class-balanced re-training (cRT: yes).
     """
 
-    finetune_epochs: int = 200
+    finetune_epochs: int = in_range(200, "[1, inf)")
     classifier_reset: bool = True
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
@@ -51,12 +51,6 @@ class PseudoLabelDecouplingConfig(BaseConfig):
         }
     }
     SMOKE: ClassVar[dict[str, Any]] = {**BaseConfig.SMOKE, "finetune_epochs": 1}
-
-    def validate(self) -> None:
-        """Reject out-of-range values with a one-line error."""
-        super().validate()
-        if self.finetune_epochs < 1:
-            raise UsageError(f"finetune_epochs must be >= 1, got {self.finetune_epochs}")
 
 
 @register_method(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import UsageError
+from ..config import in_range
 from ..registry import register_method
 from ..stages import Batch, Call, PseudoLabel, Step, StepContext, Train
 from .ldam_drw import LDAMDRW, LDAMConfig
@@ -43,21 +43,12 @@ class PseudoLabelLDAMConfig(LDAMConfig):
         restart: re-initialise the model before training on D ∪ U' (else fine-tune).
     """
 
-    semi_epochs: int = 200
-    semi_batch_factor: int = 2
+    semi_epochs: int = in_range(200, "[1, inf)")
+    semi_batch_factor: int = in_range(2, "[1, inf)")
     restart: bool = True
 
     PROFILES = {"quick": {**LDAMConfig.PROFILES["quick"], "semi_epochs": 8}}
     SMOKE = {**LDAMConfig.SMOKE, "semi_epochs": 1}
-
-    def validate(self) -> None:
-        """Raise :class:`~sslt_bench.errors.UsageError` on out-of-range values."""
-        super().validate()
-        if self.semi_epochs < 1 or self.semi_batch_factor < 1:
-            raise UsageError(
-                f"semi_epochs and semi_batch_factor must be >= 1, "
-                f"got {self.semi_epochs}/{self.semi_batch_factor}"
-            )
 
 
 def snapshot_weights(ctx: StepContext) -> None:

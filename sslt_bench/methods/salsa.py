@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UsageError
+from ..config import in_range
 from ..losses import kl_consistency
 from ..registry import register_method
 from ..stages import (
@@ -84,14 +84,14 @@ class SalsaConfig(BaseConfig):
 
     epochs: int = 200
     head_epochs: int = 100
-    refine_epochs: int = 100
-    refine_lr: float = 0.005
-    loops: int = 100
-    semi_epochs: int = 10
-    semi_lr: float = 0.01
-    head_lr: float = 0.001
-    distill: float = 0.5
-    freeze_fraction: float = 0.5
+    refine_epochs: int = in_range(100, "[1, inf)")
+    refine_lr: float = in_range(0.005, "(0, inf)")
+    loops: int = in_range(100, "[1, inf)")
+    semi_epochs: int = in_range(10, "[1, inf)")
+    semi_lr: float = in_range(0.01, "(0, inf)")
+    head_lr: float = in_range(0.001, "(0, inf)")
+    distill: float = in_range(0.5, "[0, 1]")
+    freeze_fraction: float = in_range(0.5, "[0, 1]")
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {
@@ -111,19 +111,6 @@ class SalsaConfig(BaseConfig):
         "loops": 2,
         "semi_epochs": 1,
     }
-
-    def validate(self) -> None:
-        """Raise :class:`~sslt_bench.errors.UsageError` on out-of-range values."""
-        super().validate()
-        for key in ("refine_epochs", "loops", "semi_epochs"):
-            if getattr(self, key) < 1:
-                raise UsageError(f"{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("refine_lr", "semi_lr", "head_lr"):
-            if getattr(self, key) <= 0:
-                raise UsageError(f"{key} must be > 0, got {getattr(self, key)}")
-        for key in ("distill", "freeze_fraction"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise UsageError(f"{key} must be in [0, 1], got {getattr(self, key)}")
 
 
 def rotate_batch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
