@@ -1,9 +1,10 @@
-"""Reading CIFAR-10 for cifar10-sslt: official pickles, ImageFolder copies, the JPEG tarball.
+"""Reading CIFAR: official pickles, ImageFolder copies, the JPEG tarball (CIFAR-10); CIFAR-100.
 
 Every source is decoded once into uint8 tensors ``[N, 3, 32, 32]`` in class-major order
 (original index, or file name, within each class) and cached by the source's content, so a
 later run loads in well under a second and the split does not depend on which copy was read.
-Also reads the external unlabeled pool of the paper-faithful variant.
+Also reads the external unlabeled pool of the paper-faithful variant, and CIFAR-100's official
+pickles for cifar100-lt.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer") + (
     "dog", "frog", "horse", "ship", "truck",
 )  # fmt: skip
 TARBALL = "cifar10-jpg.tar.gz"
+CIFAR100_DIR = "cifar-100-python"
 
 
 def _with_stats(out: dict) -> dict:
@@ -93,6 +95,20 @@ def _from_tarball(path: Path) -> dict:
     return _cache.cached("cifar10-tar", key, lambda: _decode_parts(_tar_parts(path), f"{path}:"))
 
 
+def _download(name: str, base: Path, **kwargs) -> None:
+    """Fetch a torchvision data set (``CIFAR10``, ``CIFAR100``, ``STL10``) into ``base``."""
+    import importlib
+
+    try:
+        getattr(importlib.import_module("torchvision.datasets"), name)(
+            str(base), download=True, **kwargs
+        )
+    except Exception as exc:  # noqa: BLE001 - any download failure is the user's to fix
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        label = {"CIFAR10": "CIFAR-10", "CIFAR100": "CIFAR-100", "STL10": "STL-10"}[name]
+        raise UsageError(f"downloading {label} into {base} failed: {msg}") from None
+
+
 def load_cifar10(root: Path | None, download: bool = False) -> dict:
     """Find CIFAR-10 under ``root`` and return its (cached) decoded class-major tensors."""
     base = root if root is not None else cache_dir() / "data"
@@ -107,19 +123,55 @@ def load_cifar10(root: Path | None, download: bool = False) -> dict:
     if (base / TARBALL).is_file():
         return _from_tarball(base / TARBALL)
     if download:
-        try:
-            from torchvision.datasets import CIFAR10
-
-            CIFAR10(str(base), train=True, download=True)
-        except Exception as exc:  # noqa: BLE001 - any download failure is the user's to fix
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UsageError(f"downloading CIFAR-10 into {base} failed: {msg}") from None
+        _download("CIFAR10", base, train=True)
         return _from_pickles(base / "cifar-10-batches-py")
     raise UsageError(
         f"CIFAR-10 not found in {base} (looked for cifar-10-batches-py/, cifar10/{{train,test}}/"
         f", {{train,test}}/ and {TARBALL}); pass --data-root DIR holding one of them, or add "
         "--set download=true to fetch it with torchvision"
     )
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        return pickle.load(f, encoding="bytes")
+
+
+def load_cifar100(root: Path | None, download: bool = False) -> dict:
+    """CIFAR-100 from torchvision's ``cifar-100-python/{train,test,meta}`` pickles, cached.
+
+    Returns ``train_x``/``test_x`` (uint8 ``[N, 3, 32, 32]``, class-major, original index
+    within a class), ``train_y``/``test_y`` (fine labels), ``classes`` (the 100 fine label
+    names in label order), ``mean`` and ``std``.
+    """
+    base = root if root is not None else cache_dir() / "data"
+    found = [f for f in (base / CIFAR100_DIR, base) if (f / "train").is_file()]
+    if not found and download:
+        _download("CIFAR100", base, train=True)
+        found = [base / CIFAR100_DIR]
+    if not found or not all((found[0] / n).is_file() for n in ("test", "meta")):
+        raise UsageError(
+            f"CIFAR-100 not found in {base} (looked for {CIFAR100_DIR}/{{train,test,meta}}); "
+            "pass --data-root DIR holding it, or add --set download=true to fetch it with "
+            "torchvision"
+        )
+    folder = found[0]
+
+    def build() -> dict:
+        out: dict = {}
+        for part in ("train", "test"):
+            batch = _unpickle(folder / part)
+            y = np.asarray(batch[b"fine_labels"], dtype=np.int64)
+            x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            order = np.argsort(y, kind="stable")
+            out[f"{part}_x"] = torch.from_numpy(x[order])
+            out[f"{part}_y"] = torch.from_numpy(y[order])
+        names = _unpickle(folder / "meta")[b"fine_label_names"]
+        out["classes"] = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+        return _with_stats(out)
+
+    key = _cache.files_key(folder, [folder / n for n in ("train", "test", "meta")])
+    return _cache.cached("cifar100-pickles", key, build)
 
 
 def load_pool(path: str) -> tuple[torch.Tensor, np.ndarray]:
