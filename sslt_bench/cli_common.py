@@ -33,13 +33,17 @@ def with_options(options: list):
 
 
 def load_results(folders: tuple[str, ...]) -> list[dict]:
-    """Records under ``folders`` (default ./results and ./leaderboards); none is an error."""
-    from .records import load_records
+    """Records under ``folders`` (default ./results, then ./leaderboards); none is an error.
+
+    Bad record files are skipped with one ``warning:`` line each; a run in both folders is
+    shown from the first (your ``results/`` before the committed ``leaderboards/``).
+    """
+    from .records import SHOWN_FIELDS, load_records
 
     dirs = [Path(f) for f in folders] or [RESULTS, Path("leaderboards")]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        records = load_records(dirs)
+        records = load_records(dirs, require=SHOWN_FIELDS)
     for w in caught:  # e.g. "skipping unreadable record <file>: ..." as one plain line
         click.echo(f"warning: {w.message}", err=True)
     if not records:

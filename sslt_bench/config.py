@@ -31,12 +31,20 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+def parse_value(key: str, text: Any, tp: Any) -> Any:
+    """Parse ``text`` as a value of type ``tp`` (str values from the CLI, or typed values).
+
+    Raises:
+        UsageError: ``text`` is not a valid ``tp``; the message names ``key`` and the type.
+    """
+    return _parse(key, text, tp)
+
+
 def _parse(key: str, text: str, tp: Any) -> Any:
-    """Parse ``text`` as a value of type ``tp`` (str values from the CLI, or typed values)."""
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
-        if isinstance(text, str) and text.lower() in {"none", "null", ""}:
+        if text is None or (isinstance(text, str) and text.lower() in {"none", "null", ""}):
             return None
         errors = []
         for arg in args:

@@ -23,6 +23,13 @@ class UsageError(click.ClickException):
         click.echo(f"error: {' '.join(self.format_message().split())}", err=True, file=file)
 
 
+class WriteError(UsageError, OSError):
+    """A result file could not be written (disk full, read-only folder, a folder in the way).
+
+    Still an :class:`OSError` for library callers; the CLI reports it as one line, exit 2.
+    """
+
+
 def choices_error(kind: str, value: object, valid: Iterable[object]) -> UsageError:
     """Build the standard "unknown X 'v'; choose from: a, b" error.
 

@@ -2,8 +2,10 @@
 
 The runner owns seeding, the device, data, augmentation, optimiser steps, EMA, checkpoints,
 evaluation, timing and the result record; a method owns only its plan and losses. A run is
-identified by (method, data set, data parameters, split hash, method config, profile, seed);
-re-running the same command into the same ``--out`` resumes from the last checkpoint.
+identified by (method, data set, data parameters, split hash, the data's content key, method
+config, profile, seed); re-running the same command into the same ``--out`` resumes from the
+last checkpoint (and says so), and one lock per run id keeps two processes from doing the same
+run at once. With ``--split-file`` the data parameters and split seed come from the file.
 """
 
 from __future__ import annotations
@@ -18,21 +20,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import torch
 
 from . import __version__
 from .augment import Augmenter
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import build_config, field_types, split_overrides, to_dict
-from .data import SSLTData
+from .config import (
+    build_config,
+    check_batch_size,
+    field_types,
+    parse_value,
+    split_overrides,
+    to_dict,
+)
+from .data import FileSource, SSLTData, TensorSource
 from .distributed import Dist
 from .ema import make_ema
 from .engine import Loader, NonFiniteLoss, embed_items
 from .errors import UsageError, choices_error
 from .methods.base import DataInfo, Method
 from .models import build_model
-from .records import RECORD_VERSION, atomic_write_json, check_writable, git_revision
+from .records import RECORD_VERSION, check_writable, git_revision, write_record
 from .registry import DATASETS, METHODS, MODELS
 from .session import Session
 from .split import Split
@@ -92,6 +102,14 @@ def _split_mismatch(split: Split, data: SSLTData) -> str | None:
             f"its {split.num_classes} classes ({names(split)}) differ "
             f"from the data's {built.num_classes} ({names(built)})"
         )
+    if data.train is data.test:  # one source: a test item must not be trained on
+        trained = np.concatenate([split.labeled_idx, split.unlabeled_idx])
+        leak = np.intersect1d(split.test_idx, trained)
+        if len(leak):
+            return (
+                f"item {int(leak[0])} is in the test set and in D or U ({len(leak)} such "
+                "items): test leakage"
+            )
     n_train, n_test = len(data.train), len(data.test)
     train_max = max(split.labeled_idx.max(initial=-1), split.unlabeled_idx.max(initial=-1))
     if train_max >= n_train or split.test_idx.max(initial=-1) >= n_test:
@@ -123,6 +141,60 @@ def _split_mismatch(split: Split, data: SSLTData) -> str | None:
     return None
 
 
+def data_content_key(data: SSLTData) -> str:
+    """A short key of the data's content, part of a run's identity.
+
+    Decoded images (:class:`TensorSource`) are hashed byte for byte; file sources by their
+    paths (relative to their common folder) and sizes. Swapping the images behind
+    ``--data-root`` therefore makes a new run instead of reusing the other data's model.
+    """
+    h = hashlib.blake2b(digest_size=8)
+    for src in dict.fromkeys([data.train, data.test]):  # once if train and test share one
+        if isinstance(src, TensorSource):
+            h.update(np.ascontiguousarray(src.images.cpu().numpy()).data)
+            h.update(str(tuple(src.images.shape)).encode())
+        elif isinstance(src, FileSource):
+            root = os.path.commonpath([str(p) for p in src.paths]) if src.paths else ""
+            for p in src.paths:
+                h.update(f"{os.path.relpath(p, root)}\t{os.stat(p).st_size}\n".encode())
+        else:
+            h.update(f"{type(src).__name__} {len(src)}".encode())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+def _describe_step(step: Any) -> str:
+    """``train 'embed' (200 epochs)``: a step's kind, name and length for progress lines."""
+    kind = type(step).__name__
+    words = {"TrainHead": "train classifier", "PseudoLabel": "pseudo-label", "Train": "train"}
+    epochs = getattr(step, "epochs", None)
+    tail = f" ({epochs} epochs)" if isinstance(epochs, int) and epochs > 0 else ""
+    return f"{words.get(kind, kind.lower())} {getattr(step, 'name', '')!r}{tail}"
+
+
+def run_lock(path: Path):
+    """Hold an exclusive lock on ``path`` (one per run id) for as long as the file stays open.
+
+    Raises:
+        UsageError: another process holds it (the same run is already going into this --out).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a")  # noqa: SIM115 - closed when the run ends (or the process exits)
+    try:
+        import fcntl
+
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # not POSIX: no lock, as before
+        return fh
+    except OSError:
+        fh.close()
+        raise UsageError(
+            f"this run is already going in another process (lock {path}); wait for it to "
+            "finish (re-running then gives its record) or use another --out"
+        ) from None
+    return fh
+
+
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
@@ -140,7 +212,9 @@ class Runner:
         routed = split_overrides(
             list(spec.overrides), {"method": self.method_cls.Config, "data": self.builder.Params}
         )
-        self.data_params = build_config(self.builder.Params, "paper", routed["data"])
+        self.split_file = self._read_split_file() if spec.split_file else None
+        self.split_seed = self.split_file.seed if self.split_file else spec.split_seed
+        self.data_params = build_config(self.builder.Params, "paper", self._data_settings(routed))
         fields = field_types(self.method_cls.Config)
         hints = {
             k: v
@@ -152,19 +226,44 @@ class Runner:
         MODELS.get(self.backbone)
         self.device = resolve_device(spec.device)
         self.dist = Dist()
-        check_writable(Path(spec.out))
+        check_writable(Path(spec.out), ("records", "checkpoints", "locks"))
+
+    def _read_split_file(self) -> Split:
+        try:
+            return Split.load(self.spec.split_file)
+        except UsageError as exc:  # name the file (an edited file's hash error does not)
+            msg, name = str(exc), str(self.spec.split_file)
+            raise UsageError(msg if name in msg else f"{name}: {msg}") from None
+
+    def _data_settings(self, routed: dict[str, dict[str, str]]) -> dict[str, Any]:
+        """The data parameters to build: the user's ``--set``, or the split file's.
+
+        A split file fixes the data parameters it was made with (the record must say what the
+        run used); a ``--set`` that contradicts the file is refused.
+        """
+        if self.split_file is None:
+            return routed["data"]
+        if self.split_file.dataset != self.spec.dataset:
+            raise UsageError(
+                f"split file {self.spec.split_file} does not match the data: it is of data set "
+                f"{self.split_file.dataset!r}, the run's is {self.spec.dataset!r}"
+            )
+        types_ = field_types(self.builder.Params)
+        theirs = {k: v for k, v in self.split_file.params.items() if k in types_}
+        for key, raw in routed["data"].items():
+            mine = parse_value(key, raw, types_[key])
+            if key in theirs and parse_value(key, theirs[key], types_[key]) != mine:
+                raise UsageError(
+                    f"--set {key}={raw} contradicts split file {self.spec.split_file}, made "
+                    f"with {key}={theirs[key]}; drop the --set or export a split with it"
+                )
+        return {**theirs, **routed["data"]}
 
     def _load_data(self) -> SSLTData:
         root = self.spec.data_root or os.environ.get("SSLT_DATA")
-        data = self.builder.build(
-            self.data_params, self.spec.split_seed, Path(root) if root else None
-        )
-        if self.spec.split_file:
-            try:
-                split = Split.load(self.spec.split_file)
-            except UsageError as exc:  # name the file (an edited file's hash error does not)
-                msg, name = str(exc), str(self.spec.split_file)
-                raise UsageError(msg if name in msg else f"{name}: {msg}") from None
+        data = self.builder.build(self.data_params, self.split_seed, Path(root) if root else None)
+        if self.split_file is not None:
+            split = self.split_file
             why = _split_mismatch(split, data)
             if why:
                 raise UsageError(
@@ -199,11 +298,17 @@ class Runner:
         embed = dist.sharded(embed_items)
         data = self._load_data()
         split = data.split
+        check_batch_size(
+            self.cfg,
+            len(split.labeled_idx) + len(split.unlabeled_idx),
+            getattr(self.data_params, "min_steps_per_epoch", 0),
+        )
         backbone = self.backbone
         identity = {
             "method": spec.method,
             "dataset": spec.dataset,
             "split_hash": split.hash,
+            "data": data_content_key(data),
             "config": self.config_digest(),
             "seed": spec.seed,
         }
@@ -211,6 +316,7 @@ class Runner:
         out = Path(spec.out)
         ckpt_path = out / "checkpoints" / f"{run_id}.pt"
         record_path = out / "records" / f"{run_id}.json"
+        lock = run_lock(out / "locks" / f"{run_id}.lock") if dist.is_main else None
 
         self._seed_all(spec.seed)
         gen = torch.Generator().manual_seed(spec.seed)
@@ -258,9 +364,9 @@ class Runner:
         opt_state = None
         plan = method.plan()
         resumed = None
-        if not spec.fresh:
-            payload = load_checkpoint(ckpt_path, identity)
-            if payload is not None:
+        payload = None if spec.fresh else load_checkpoint(ckpt_path, identity)
+        if payload is not None:
+            try:
                 model.load_state_dict(payload["model"])
                 if payload.get("ema") is not None:
                     ctx.ema = make_ema(model)
@@ -269,7 +375,15 @@ class Runner:
                 history, progress = payload["history"], payload["progress"]
                 opt_state = payload.get("optimizer")
                 set_rng_state(payload["rng"], gen)
-                resumed = dict(progress)
+            except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+                raise UsageError(
+                    f"checkpoint {ckpt_path} is from a different run or version "
+                    f"({type(exc).__name__}: {first}); use --fresh to start over"
+                ) from None
+            resumed = dict(progress)
+            if dist.is_main:
+                self._say_resumed(progress, plan, ckpt_path, record_path)
 
         def checkpoint(opt: torch.optim.Optimizer | None) -> None:
             if not dist.is_main:
@@ -312,6 +426,8 @@ class Runner:
             for si, step in enumerate(plan):
                 if si < progress["step"]:
                     continue
+                if spec.progress and dist.is_main:
+                    click.echo(f"stage {si + 1} of {len(plan)}: {_describe_step(step)}", err=True)
                 session.run_step(step)
                 progress["step"], progress["epoch"] = si + 1, 0
                 checkpoint(None)
@@ -329,7 +445,9 @@ class Runner:
                 error=f"{spec.method}: {exc}",
             )
             if dist.is_main:
-                atomic_write_json(record_path, record)
+                write_record(record_path, record)
+            if lock is not None:
+                lock.close()
             raise UsageError(
                 f"run failed: {spec.method}: {exc}; record marked failed at {record_path}"
             ) from None
@@ -340,9 +458,27 @@ class Runner:
         )
         record.update(dist.record_fields())
         if dist.is_main:
-            atomic_write_json(record_path, record)
+            record = write_record(record_path, record)
+        if lock is not None:
+            lock.close()
         record["_path"] = str(record_path)
         return record
+
+    def _say_resumed(self, progress: dict, plan: list, ckpt: Path, record: Path) -> None:
+        """Tell the user what a re-run does: re-evaluate a finished run, or resume it."""
+        if progress["step"] >= len(plan) and record.exists():
+            click.echo(
+                f"already complete (record: {record}); re-evaluating its final checkpoint, "
+                "--fresh trains it again",
+                err=True,
+            )
+        elif progress["step"] < len(plan):
+            step = plan[progress["step"]]
+            click.echo(
+                f"resuming from stage {progress['step'] + 1} of {len(plan)} "
+                f"({_describe_step(step)}), epoch {progress['epoch']} (checkpoint: {ckpt})",
+                err=True,
+            )
 
     def _seed_all(self, seed: int) -> None:
         random.seed(seed)
@@ -382,7 +518,7 @@ class Runner:
             "dataset": spec.dataset,
             "profile": spec.profile,
             "seed": spec.seed,
-            "split_seed": spec.split_seed,
+            "split_seed": self.split_seed,
             "backbone": backbone,
             "method_config": to_dict(self.cfg),
             "data_params": to_dict(self.data_params),

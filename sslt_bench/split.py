@@ -138,8 +138,17 @@ class Split:
         }
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> Split:
-        """Inverse of :meth:`to_json`; checks the stored hash."""
+    def from_json(cls, obj: Any) -> Split:
+        """Inverse of :meth:`to_json`; checks structure and invariants, then the stored hash.
+
+        The checks hold whether or not the file carries a hash (a hand-made file has none).
+
+        Raises:
+            UsageError: one line naming the first problem found.
+        """
+        problem = split_file_problem(obj)
+        if problem:
+            raise UsageError(f"invalid split file: {problem}")
         split = cls(
             dataset=obj["dataset"],
             params=obj["params"],
@@ -162,11 +171,90 @@ class Split:
 
     @classmethod
     def load(cls, path: str | Path) -> Split:
-        """Read a split exported with ``splits export``."""
+        """Read a split exported with ``splits export``; errors name the file."""
         try:
-            return cls.from_json(json.loads(Path(path).read_text()))
-        except (OSError, ValueError, KeyError) as exc:
+            obj = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
             raise UsageError(f"cannot read split file {path}: {exc}") from None
+        try:
+            return cls.from_json(obj)
+        except UsageError as exc:
+            raise UsageError(f"split file {path}: {exc}") from None
+
+
+_INT_LISTS = (
+    "labeled_idx",
+    "labeled_y",
+    "unlabeled_idx",
+    "unlabeled_y_hidden",
+    "test_idx",
+    "test_y",
+    "class_split",
+)
+
+
+def _int_list_problem(key: str, value: Any) -> str | None:
+    if not isinstance(value, list):
+        return f"{key} is {type(value).__name__}, expected a list of integers"
+    bad = next((v for v in value if isinstance(v, bool) or not isinstance(v, int)), None)
+    if bad is not None:
+        return f"{key} holds {bad!r}, expected integers"
+    return None
+
+
+def split_file_problem(obj: Any) -> str | None:
+    """The first structural problem of a split file's JSON (``None`` if there is none).
+
+    Checks: a JSON object with every field of :meth:`Split.to_json` and the right types;
+    matching lengths; indices >= 0 and never repeated; D and U disjoint; labels of D and the
+    test set in [0, C), hidden labels of U in [-1, C); every class in group 0-2 (many, medium,
+    few). Whether the indices exist in the data, and test/train disjointness when both index
+    one source, are checked against the data by the runner.
+    """
+    if not isinstance(obj, dict):
+        return f"expected a JSON object (as 'splits export' writes), got a {type(obj).__name__}"
+    missing = [k for k in ("dataset", "params", "seed", "class_names", *_INT_LISTS) if k not in obj]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    if not isinstance(obj["dataset"], str) or not isinstance(obj["params"], dict):
+        return "dataset must be a string and params an object"
+    if isinstance(obj["seed"], bool) or not isinstance(obj["seed"], int):
+        return f"seed is {obj['seed']!r}, expected an integer"
+    names = obj["class_names"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return "class_names must be a non-empty list of strings"
+    if len(set(names)) != len(names):
+        return "class_names has duplicates"
+    for key in _INT_LISTS:
+        problem = _int_list_problem(key, obj[key])
+        if problem:
+            return problem
+    num_classes = len(names)
+    for idx, y in (("labeled_idx", "labeled_y"), ("unlabeled_idx", "unlabeled_y_hidden"),
+                   ("test_idx", "test_y")):  # fmt: skip
+        if len(obj[idx]) != len(obj[y]):
+            return f"{idx} has {len(obj[idx])} items but {y} has {len(obj[y])}"
+        arr = np.asarray(obj[idx], dtype=np.int64)
+        if len(arr) and arr.min() < 0:
+            return f"{idx} holds the negative index {int(arr.min())}; indices must be >= 0"
+        uniq, counts = np.unique(arr, return_counts=True)
+        if len(uniq) != len(arr):
+            return f"{idx} lists item {int(uniq[counts > 1][0])} more than once"
+        low = -1 if y == "unlabeled_y_hidden" else 0
+        labels = np.asarray(obj[y], dtype=np.int64)
+        if len(labels) and not (low <= labels.min() and labels.max() < num_classes):
+            worst = int(labels.min() if labels.min() < low else labels.max())
+            return f"{y} holds label {worst}; valid labels: {low} to {num_classes - 1}"
+    both = np.intersect1d(obj["labeled_idx"], obj["unlabeled_idx"])
+    if len(both):
+        return f"item {int(both[0])} is in both labeled and unlabeled ({len(both)} such items)"
+    groups = np.asarray(obj["class_split"], dtype=np.int64)
+    if len(groups) != num_classes:
+        return f"class_split has {len(groups)} entries for {num_classes} classes"
+    if len(groups) and (groups.min() < 0 or groups.max() > 2):
+        bad = int(groups[(groups < 0) | (groups > 2)][0])
+        return f"class_split holds group {bad}; valid: 0 (many), 1 (medium), 2 (few)"
+    return None
 
 
 def exponential_counts(n_max: int, ratio: float, num_classes: int) -> np.ndarray:
