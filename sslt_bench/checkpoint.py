@@ -83,13 +83,16 @@ def load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any] | No
                 stacklevel=2,
             )
             continue
-        theirs = payload.get("identity", {})
+        theirs = payload.get("identity", {}) if isinstance(payload, dict) else {}
+        if not isinstance(theirs, dict):
+            theirs = {}
         diff = [k for k in identity if theirs.get(k) != identity[k]]
         if diff:
             raise UsageError(
-                f"checkpoint {candidate} is from a different run ({', '.join(diff)} differ: "
+                f"checkpoint {candidate} is from a different run or version "
+                f"({', '.join(diff)} differ: "
                 + "; ".join(f"{k}: {theirs.get(k)!r} vs {identity[k]!r}" for k in diff)
-                + "); use another --out or --fresh"
+                + "); use --fresh to start over, or another --out"
             )
         return payload
     return None

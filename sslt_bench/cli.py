@@ -43,8 +43,7 @@ _RUN_OPTIONS = [
         "overrides",
         multiple=True,
         metavar="KEY=VALUE",
-        help="Override a method or data set setting (repeatable); "
-        "'sslt-bench list keys --method M --dataset D' lists the keys, defaults and ranges.",
+        help="Override a method or data set setting (repeatable; see 'sslt-bench list keys').",
     ),
     click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
     click.option("--out", default=str(RESULTS), show_default=True, help="Results folder."),
@@ -130,7 +129,12 @@ def run(
     compile_,
     nproc,
 ):
-    """Train METHOD on DATASET and print overall/many/medium/few accuracy."""
+    """Train METHOD on DATASET and print overall/many/medium/few accuracy.
+
+    \b
+    The --set keys with their values and ranges:
+      sslt-bench list keys --method M --dataset D
+    """  # noqa: D301 - \b is click's "do not re-wrap" marker
     from .runner import Runner
 
     spec = _run_spec(

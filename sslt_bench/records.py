@@ -216,6 +216,11 @@ def _same_run_key(rec: dict[str, Any]) -> tuple:
     )
 
 
+def _same_data(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two records ran on the same data (unknown for records older than data_key)."""
+    return a.get("data_key") is None or b.get("data_key") is None or a["data_key"] == b["data_key"]
+
+
 def load_records(folders: Iterable[Path], require: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Parse the result records under ``folders`` for ``table``, ``plot`` and ``compare``.
 
@@ -230,7 +235,7 @@ def load_records(folders: Iterable[Path], require: Iterable[str] = ()) -> list[d
         require: fields a record must have to be kept (``table`` etc. pass
             :data:`SHOWN_FIELDS`).
     """
-    out: dict[tuple, dict[str, Any]] = {}
+    out: dict[tuple[tuple, str], dict[str, Any]] = {}
     shadowed: list[tuple[str, str]] = []
     for path in iter_record_files(folders):
         try:
@@ -245,11 +250,11 @@ def load_records(folders: Iterable[Path], require: Iterable[str] = ()) -> list[d
             warnings.warn(f"skipping invalid record {path}: {why}", stacklevel=2)
             continue
         rec["_path"] = str(path)
-        key = _same_run_key(rec)
-        if key in out:
-            shadowed.append((out[key]["_path"], str(path)))
+        same = [k for k in out if k[0] == _same_run_key(rec) and _same_data(out[k], rec)]
+        if same:
+            shadowed.append((out[same[0]]["_path"], str(path)))
             continue
-        out[key] = rec
+        out[(_same_run_key(rec), str(path))] = rec
     if shadowed:
         kept, other = shadowed[0]
         more = f" (and {len(shadowed) - 1} more)" if len(shadowed) > 1 else ""

@@ -526,6 +526,7 @@ class Runner:
             "split_hash": split.hash,
             "split": split.summary(),
             "config_hash": identity["config"],
+            "data_key": identity["data"],
             "metrics": metrics,
             "history": history,
             "wall_time_s": round(time.time() - t0, 3),

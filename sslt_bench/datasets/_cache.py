@@ -4,14 +4,18 @@ A builder decodes its images once into uint8 tensors ``[N, C, H, W]`` and stores
 labels and any other small metadata, in one file under :func:`~.base.cache_dir` named by a key
 derived from the *content* of the source (:func:`files_key` or :func:`file_digest`). Later runs
 load that file in a fraction of a second; a changed source gets a new key, never a stale cache.
-Writes are atomic (temporary file + rename), so concurrent runs at worst decode twice.
+Writes are atomic (temporary file + rename), so concurrent runs at worst decode twice; a cache
+folder that cannot be written (read-only, full) costs a warning and a decode per run, never
+the run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from typing import Any
 import torch
 
 from ..errors import UsageError
+from ..imageio import decode_errors, to_uint8
 from .base import cache_dir
 
 #: Bump when the cached layout changes so old files are not misread.
@@ -71,16 +76,25 @@ def cached(name: str, key: str, build: Callable[[], dict[str, Any]]) -> dict[str
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception:  # noqa: BLE001 - a corrupt cache file is rebuilt, never trusted
             path.unlink(missing_ok=True)
+    if sys.stderr.isatty():  # minutes for large data: say what is happening (only once)
+        print(f"building the {name} image cache (first use of this data): {path}", file=sys.stderr)
     payload = build()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.close(fd)
         os.chmod(tmp, 0o644)
         torch.save(payload, tmp)
         os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UsageError(f"cannot write image cache {path}: {exc}; set SSLT_CACHE") from None
+    except (OSError, RuntimeError) as exc:  # read-only or full: use the decoded data anyway
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        why = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        warnings.warn(
+            f"cannot write image cache in {path.parent} ({why}); continuing without it "
+            "(set SSLT_CACHE to a writable folder to decode only once)",
+            stacklevel=2,
+        )
     return payload
 
 
@@ -101,18 +115,11 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float],
 
 def _decode(fp: Any, size: int | None, channels: int) -> torch.Tensor:
     """Decode one image (path or file object) to uint8 ``[channels, size, size]``."""
-    import numpy as np
     from PIL import Image
 
     with Image.open(fp) as img:
         img.load()
-        img = img.convert("L" if channels == 1 else "RGB")
-        if size is not None and img.size != (size, size):
-            img = img.resize((size, size), Image.BILINEAR)
-        arr = np.asarray(img, dtype=np.uint8)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+        return to_uint8(img, size, channels)
 
 
 def decode_images(
@@ -133,7 +140,7 @@ def decode_images(
         name = f"{where}{name}" if isinstance(src, bytes) else str(src)
         try:
             x = _decode(io.BytesIO(src) if isinstance(src, bytes) else src, size, channels)
-        except (OSError, SyntaxError, ValueError) as exc:
+        except decode_errors() as exc:
             raise UsageError(f"cannot read image {name}: {exc}") from None
         if out and x.shape != out[0].shape:
             raise UsageError(

@@ -3,14 +3,18 @@
 Shared by every file-based builder (ImageFolder copies of CIFAR-10, ImageNet, bring-your-own
 data). Items are sorted by relative path within each class and classes by name, so a split
 drawn from these lists depends only on the files present, never on directory listing order.
+Hidden entries (``.ipynb_checkpoints``, ``._x.jpg``, ``__MACOSX``) are skipped, and class names
+are compared in Unicode NFC, so a folder name stored decomposed (NFD, as macOS file systems
+and some archives do) still matches its composed twin in ``test/``.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 from ..errors import UsageError
-from ..imageio import list_images
+from ..imageio import is_hidden, list_images
 
 
 def scan_class_folders(
@@ -34,12 +38,24 @@ def scan_class_folders(
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{what} folder {root} does not exist")
-    found = sorted(p.name for p in root.iterdir() if p.is_dir())
+    folders: dict[str, Path] = {}
+    for p in sorted(root.iterdir()):
+        if not p.is_dir() or is_hidden(p):
+            continue
+        name = unicodedata.normalize("NFC", p.name)
+        if name in folders:
+            raise UsageError(
+                f"{what} folders {folders[name].name!r} and {p.name!r} in {root} are the same "
+                "class name in different Unicode forms; rename one"
+            )
+        folders[name] = p
+    found = sorted(folders)
     if not found:
         raise UsageError(f"{what} folder {root} has no class sub-folders")
     if classes is None:
         classes = found
     else:
+        classes = [unicodedata.normalize("NFC", c) for c in classes]
         missing = [c for c in classes if c not in found]
         if missing:
             raise UsageError(
@@ -54,8 +70,8 @@ def scan_class_folders(
             )
     files = []
     for c in classes:
-        images = list_images(root / c)
+        images = list_images(folders[c])
         if not images:
-            raise UsageError(f"class folder {root / c} has no images")
+            raise UsageError(f"class folder {folders[c]} has no images")
         files.append(images)
     return list(classes), files

@@ -53,5 +53,13 @@ class DatasetBuilder:
 def cache_dir() -> Path:
     """Where decoded-image caches live (``SSLT_CACHE`` or ``~/.cache/sslt-bench``)."""
     path = Path(os.environ.get("SSLT_CACHE", Path.home() / ".cache" / "sslt-bench"))
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from ..errors import UsageError
+
+        why = "it is a file" if path.exists() and not path.is_dir() else exc.strerror
+        raise UsageError(
+            f"image cache folder {path} cannot be used ({why}); set SSLT_CACHE to a writable folder"
+        ) from None
     return path

@@ -30,7 +30,7 @@ from .. import split as sp
 from ..config import in_range
 from ..data import FileSource, SSLTData, TensorSource
 from ..errors import UsageError, choices_error
-from ..imageio import IMAGE_SUFFIXES
+from ..imageio import IMAGE_SUFFIXES, is_hidden
 from ..registry import register_dataset
 from . import _cache
 from ._folders import scan_class_folders
@@ -153,9 +153,22 @@ def _sample_channels(paths: list[Path], channels: str) -> int:
 
     for p in paths[:: max(len(paths) // 64, 1)]:
         with Image.open(p) as img:
-            if img.mode not in ("1", "L", "LA", "I", "I;16", "F"):
+            if img.mode not in ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"):
                 return 3
     return 1
+
+
+def _pool_images(folder: Path) -> list[Path]:
+    """Every image under ``folder`` (any depth), sorted; hidden files and folders skipped."""
+    found = []
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder).parts
+        if p.suffix.lower() in IMAGE_SUFFIXES and not any(is_hidden(Path(x)) for x in rel):
+            if p.is_symlink() and not p.exists():
+                raise UsageError(f"broken symlink {p}; restore its target or remove it")
+            if p.is_file():
+                found.append(p)
+    return sorted(found)
 
 
 @register_dataset(
@@ -177,8 +190,7 @@ class ImageFolderSSLT(DatasetBuilder):
         _, test = scan_class_folders(root / "test", classes, what="test")
         pool: list[Path] = []
         if (root / "unlabeled").is_dir():
-            pool = sorted(p for p in (root / "unlabeled").rglob("*")
-                          if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)  # fmt: skip
+            pool = _pool_images(root / "unlabeled")
             if not pool:
                 raise UsageError(f"unlabeled folder {root / 'unlabeled'} has no images")
         train_y = np.repeat(np.arange(len(classes)), [len(f) for f in train])
@@ -219,11 +231,16 @@ class ImageFolderSSLT(DatasetBuilder):
         return root, {"image_size": "16", "imbalance_ratio": "4"}
 
 
-def write_tree(root: Path, train: dict[str, int], test: int, unlabeled: int = 0) -> None:
-    """Write a tiny image tree: RGB PNGs for even, grey JPEGs for odd indices, odd sizes."""
+def write_tree(
+    root: Path, train: dict[str, int], test: int, unlabeled: int = 0, seed: int = 0
+) -> None:
+    """Write a tiny image tree: RGB PNGs for even, grey JPEGs for odd indices, odd sizes.
+
+    ``seed`` draws the pixels: another seed gives other images under the same names.
+    """
     from PIL import Image
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     jobs = [(root / "train" / c, k) for c, k in train.items()]
     jobs += [(root / "test" / c, test) for c in train] + [(root / "unlabeled" / "u", unlabeled)]
     for folder, count in jobs:
