@@ -5,7 +5,8 @@ above all on few-shot classes) and its Table 3 (pseudo-label accuracy on U rises
 loops) are statements about pairs of runs and about one run's history. With a handful of CPU
 seeds a difference of a point or two is only readable paired: the same split, the same
 training seed, two methods. :func:`paired_markdown` renders that from result records, and
-never pairs runs that differ in data set, data parameters, split, profile or backbone.
+never pairs runs that differ in data set, data parameters, split, profile or backbone. When
+several settings are shown, each header names the settings in which it differs from the others.
 """
 
 from __future__ import annotations
@@ -23,11 +24,32 @@ def _setting(rec: dict[str, Any]) -> tuple:
     return (rec["dataset"], _params_key(rec), rec["profile"], rec["backbone"], rec["split_hash"])
 
 
+#: Data parameters every header names (:func:`_label`); other differences are added to it.
+LABELLED = ("imbalance_ratio",)
+
+
 def _label(rec: dict[str, Any]) -> str:
     params = rec.get("data_params") or {}
-    shown = ", ".join(f"{k}={params[k]}" for k in ("imbalance_ratio",) if k in params)
+    shown = ", ".join(f"{k}={params[k]}" for k in LABELLED if k in params)
     where = f"{rec['dataset']} ({shown})" if shown else rec["dataset"]
     return f"{where}, profile {rec['profile']}, {rec['backbone']}, split {rec['split_hash'][:8]}"
+
+
+def _settings_of(rec: dict[str, Any]) -> dict[str, str]:
+    """A run's data parameters and method config as ``key -> value`` strings."""
+    out = {f"{k}": str(v) for k, v in (rec.get("data_params") or {}).items()}
+    out.update(
+        {f"{rec['method']}.{k}": str(v) for k, v in (rec.get("method_config") or {}).items()}
+    )
+    return out
+
+
+def _differences(blocks: list[list[dict[str, Any]]]) -> list[str]:
+    """Per block of records, the settings in which the blocks differ (``erm.lr=0.05``)."""
+    settings = [{k: v for r in recs for k, v in _settings_of(r).items()} for recs in blocks]
+    keys = sorted({k for s in settings for k in s})
+    differ = [k for k in keys if k not in LABELLED and len({s.get(k) for s in settings}) > 1]
+    return [", ".join(f"{k}={s.get(k, '-')}" for k in differ) for s in settings]
 
 
 def _mean_std(values: list[float]) -> str:
@@ -62,7 +84,9 @@ def pairs(
 def paired_markdown(records: list[dict[str, Any]], method: str, baseline: str) -> str:
     """Markdown: per seed, both methods' overall and few-shot accuracy and the difference."""
     parts = []
-    for runs in pairs(records, method, baseline).values():
+    found = list(pairs(records, method, baseline).values())
+    diffs_of = _differences([[runs[0][0], runs[0][1]] for runs in found])
+    for runs, differ in zip(found, diffs_of, strict=True):
         head = ["seed"]
         for m in METRICS:
             head += [f"{method} {m}", f"{baseline} {m}", f"Δ {m}"]
@@ -86,7 +110,9 @@ def paired_markdown(records: list[dict[str, Any]], method: str, baseline: str) -
             f"{m}: {method} ahead on {sum(d > 0 for d in diffs[m])} of {len(runs)} seeds"
             for m in METRICS
         )
-        parts.append(f"{method} vs {baseline}, {_label(runs[0][0])}\n\n" + "\n".join(lines))
+        differ = f"; {differ}" if differ else ""
+        head = f"{method} vs {baseline}, {_label(runs[0][0])}{differ}"
+        parts.append(f"{head}\n\n" + "\n".join(lines))
         parts.append(f"Paired by training seed ({wins}); Δ is mean ± std over seeds.")
     if not parts:
         return f"No seed has a finished run of both {method} and {baseline} in one setting."
@@ -117,7 +143,8 @@ def trajectory_markdown(
     for rec in records:
         if is_ok(rec) and rec["method"] == method and rec["history"].get(history):
             groups[(*_setting(rec), rec.get("config_hash"))].append(rec)
-    for _key, recs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+    ordered = [recs for _key, recs in sorted(groups.items(), key=lambda kv: str(kv[0]))]
+    for recs, differ in zip(ordered, _differences(ordered), strict=True):
         recs.sort(key=lambda r: r["seed"])
         steps = [e["step"] for e in recs[0]["history"][history]]
         lines = ["| seed | " + " | ".join(steps) + " |", "|" + "---|" * (len(steps) + 1)]
@@ -132,7 +159,7 @@ def trajectory_markdown(
             vals = [got[s] for s in steps if s in got]
             rising += all(y > x for x, y in zip(vals, vals[1:], strict=False))
         parts.append(
-            f"{method}: {metric} {what} (%), {_label(recs[0])}\n\n"
+            f"{method}: {metric} {what} (%), {_label(recs[0])}{'; ' + differ if differ else ''}\n\n"
             + "\n".join(lines)
             + f"\n\nRising at every {entry} in {rising} of {len(recs)} runs."
         )
