@@ -166,7 +166,11 @@ def data_content_key(data: SSLTData) -> str:
 def _describe_step(step: Any) -> str:
     """``train 'embed' (200 epochs)``: a step's kind, name and length for progress lines."""
     kind = type(step).__name__
-    words = {"TrainHead": "train classifier", "PseudoLabel": "pseudo-label", "Train": "train"}
+    words = {
+        "TrainHead": "extract features, train classifier",
+        "PseudoLabel": "pseudo-label",
+        "Train": "train",
+    }
     epochs = getattr(step, "epochs", None)
     tail = f" ({epochs} epochs)" if isinstance(epochs, int) and epochs > 0 else ""
     return f"{words.get(kind, kind.lower())} {getattr(step, 'name', '')!r}{tail}"
