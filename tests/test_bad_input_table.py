@@ -369,6 +369,22 @@ def _progress_names_stages(t, cli_run, mp):
     return Case(args, ["stage 1 of", "stage 2 of", "train classifier"], code=0)
 
 
+def _first_cache_build_announced(t, cli_run, mp):
+    import sys
+
+    mp.setenv("SSLT_CACHE", str(t / "cache"))
+    mp.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: minutes of decoding ahead
+    root = _tree(t)
+    return Case(_show(root), ["building the imagefolder image cache", "first use"], code=0)
+
+
+def _readme_names_cpu_wheel(t, cli_run, mp):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in readme
+    assert "5.9 GB" in readme
+    return Case(["--help"], ["Usage: sslt-bench"], code=0)
+
+
 def _run_help_names_keys(t, cli_run, mp):
     return Case(["run", "--help"], ["sslt-bench list keys --method M --dataset D"], code=0)
 
@@ -437,6 +453,8 @@ CASES = {
     "re-run of a finished run": _rerun_finished,
     "Ctrl-C, then resume": _ctrl_c_then_resume,
     "progress names the stages": _progress_names_stages,
+    "first cache build is announced": _first_cache_build_announced,
+    "README: CPU-only torch wheel": _readme_names_cpu_wheel,
     "run --help names list keys": _run_help_names_keys,
     "list keys": _list_keys,
     "same run twice at once": _same_run_twice,
