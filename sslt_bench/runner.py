@@ -35,7 +35,7 @@ from .config import (
     split_overrides,
     to_dict,
 )
-from .data import FileSource, SSLTData, TensorSource
+from .data import SSLTData
 from .distributed import Dist
 from .ema import make_ema
 from .engine import Loader, NonFiniteLoss, embed_items
@@ -44,6 +44,7 @@ from .methods.base import DataInfo, Method
 from .models import build_model
 from .records import RECORD_VERSION, check_writable, git_revision, write_record
 from .registry import DATASETS, METHODS, MODELS
+from .run_identity import data_content_key, run_lock, split_mismatch
 from .session import Session
 from .split import Split
 from .stages import StepContext
@@ -84,85 +85,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _split_mismatch(split: Split, data: SSLTData) -> str | None:
-    """Why an exported split cannot be used with ``data`` (``None`` if it can).
-
-    Checks the data set, the class names, that every index exists, and that every item the
-    data's own split also labels carries the same label there (a changed data folder).
-    """
-    built = data.split
-    if split.dataset != built.dataset:
-        return f"it is of data set {split.dataset!r}, the data is {built.dataset!r}"
-    if tuple(split.class_names) != tuple(built.class_names):
-
-        def names(s: Split) -> str:
-            return ", ".join(s.class_names[:5]) + (", ..." if s.num_classes > 5 else "")
-
-        return (
-            f"its {split.num_classes} classes ({names(split)}) differ "
-            f"from the data's {built.num_classes} ({names(built)})"
-        )
-    if data.train is data.test:  # one source: a test item must not be trained on
-        trained = np.concatenate([split.labeled_idx, split.unlabeled_idx])
-        leak = np.intersect1d(split.test_idx, trained)
-        if len(leak):
-            return (
-                f"item {int(leak[0])} is in the test set and in D or U ({len(leak)} such "
-                "items): test leakage"
-            )
-    n_train, n_test = len(data.train), len(data.test)
-    train_max = max(split.labeled_idx.max(initial=-1), split.unlabeled_idx.max(initial=-1))
-    if train_max >= n_train or split.test_idx.max(initial=-1) >= n_test:
-        return (
-            f"it indexes item {max(train_max, split.test_idx.max(initial=-1))} but the data has "
-            f"{n_train} train and {n_test} test images"
-        )
-    for what, n, ours, theirs in (
-        (
-            "train",
-            n_train,
-            [(built.labeled_idx, built.labeled_y), (built.unlabeled_idx, built.unlabeled_y_hidden)],
-            [(split.labeled_idx, split.labeled_y), (split.unlabeled_idx, split.unlabeled_y_hidden)],
-        ),
-        ("test", n_test, [(built.test_idx, built.test_y)], [(split.test_idx, split.test_y)]),
-    ):
-        known = np.full(n, -1, dtype=np.int64)
-        for idx, y in ours:
-            known[idx] = y
-        for idx, y in theirs:
-            k = known[idx]
-            bad = np.flatnonzero((k >= 0) & (y >= 0) & (k != y))
-            if len(bad):
-                i = bad[0]
-                return (
-                    f"{what} item {idx[i]} has label {y[i]} in the file but {k[i]} in the data "
-                    f"({len(bad)} such items)"
-                )
-    return None
-
-
-def data_content_key(data: SSLTData) -> str:
-    """A short key of the data's content, part of a run's identity.
-
-    Decoded images (:class:`TensorSource`) are hashed byte for byte; file sources by their
-    paths (relative to their common folder) and sizes. Swapping the images behind
-    ``--data-root`` therefore makes a new run instead of reusing the other data's model.
-    """
-    h = hashlib.blake2b(digest_size=8)
-    for src in dict.fromkeys([data.train, data.test]):  # once if train and test share one
-        if isinstance(src, TensorSource):
-            h.update(np.ascontiguousarray(src.images.cpu().numpy()).data)
-            h.update(str(tuple(src.images.shape)).encode())
-        elif isinstance(src, FileSource):
-            root = os.path.commonpath([str(p) for p in src.paths]) if src.paths else ""
-            for p in src.paths:
-                h.update(f"{os.path.relpath(p, root)}\t{os.stat(p).st_size}\n".encode())
-        else:
-            h.update(f"{type(src).__name__} {len(src)}".encode())
-        h.update(b"|")
-    return h.hexdigest()
-
-
 def _describe_step(step: Any) -> str:
     """``train 'embed' (200 epochs)``: a step's kind, name and length for progress lines."""
     kind = type(step).__name__
@@ -174,29 +96,6 @@ def _describe_step(step: Any) -> str:
     epochs = getattr(step, "epochs", None)
     tail = f" ({epochs} epochs)" if isinstance(epochs, int) and epochs > 0 else ""
     return f"{words.get(kind, kind.lower())} {getattr(step, 'name', '')!r}{tail}"
-
-
-def run_lock(path: Path):
-    """Hold an exclusive lock on ``path`` (one per run id) for as long as the file stays open.
-
-    Raises:
-        UsageError: another process holds it (the same run is already going into this --out).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "a")  # noqa: SIM115 - closed when the run ends (or the process exits)
-    try:
-        import fcntl
-
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # not POSIX: no lock, as before
-        return fh
-    except OSError:
-        fh.close()
-        raise UsageError(
-            f"this run is already going in another process (lock {path}); wait for it to "
-            "finish (re-running then gives its record) or use another --out"
-        ) from None
-    return fh
 
 
 def _digest(obj: Any) -> str:
@@ -268,7 +167,7 @@ class Runner:
         data = self.builder.build(self.data_params, self.split_seed, Path(root) if root else None)
         if self.split_file is not None:
             split = self.split_file
-            why = _split_mismatch(split, data)
+            why = split_mismatch(split, data)
             if why:
                 raise UsageError(
                     f"split file {self.spec.split_file} does not match the data: {why}; "
@@ -370,21 +269,7 @@ class Runner:
         resumed = None
         payload = None if spec.fresh else load_checkpoint(ckpt_path, identity)
         if payload is not None:
-            try:
-                model.load_state_dict(payload["model"])
-                if payload.get("ema") is not None:
-                    ctx.ema = make_ema(model)
-                    ctx.ema.load_state_dict(payload["ema"])
-                ctx.state.update({k: v.to(self.device) for k, v in payload["state"].items()})
-                history, progress = payload["history"], payload["progress"]
-                opt_state = payload.get("optimizer")
-                set_rng_state(payload["rng"], gen)
-            except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-                first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-                raise UsageError(
-                    f"checkpoint {ckpt_path} is from a different run or version "
-                    f"({type(exc).__name__}: {first}); use --fresh to start over"
-                ) from None
+            history, progress, opt_state = self._restore(payload, model, ctx, gen, ckpt_path)
             resumed = dict(progress)
             if dist.is_main:
                 self._say_resumed(progress, plan, ckpt_path, record_path)
@@ -467,6 +352,31 @@ class Runner:
             lock.close()
         record["_path"] = str(record_path)
         return record
+
+    def _restore(self, payload: dict, model, ctx: StepContext, gen, ckpt: Path) -> tuple:
+        """Load a checkpoint into model, EMA, method state and RNGs.
+
+        Returns:
+            (history, progress, optimizer state) of the checkpoint.
+
+        Raises:
+            UsageError: it does not fit (other model layout, missing entries): another run or
+                another version of the code wrote it.
+        """
+        try:
+            model.load_state_dict(payload["model"])
+            if payload.get("ema") is not None:
+                ctx.ema = make_ema(model)
+                ctx.ema.load_state_dict(payload["ema"])
+            ctx.state.update({k: v.to(self.device) for k, v in payload["state"].items()})
+            set_rng_state(payload["rng"], gen)
+            return payload["history"], payload["progress"], payload.get("optimizer")
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            raise UsageError(
+                f"checkpoint {ckpt} is from a different run or version "
+                f"({type(exc).__name__}: {first}); use --fresh to start over"
+            ) from None
 
     def _say_resumed(self, progress: dict, plan: list, ckpt: Path, record: Path) -> None:
         """Tell the user what a re-run does: re-evaluate a finished run, or resume it."""
