@@ -89,19 +89,40 @@ def _parse(key: str, text: str, tp: Any) -> Any:
 _INTERVAL = re.compile(r"^([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])$")
 
 
-def in_range(default: Any, interval: str, **kwargs: Any) -> Any:
+def in_range(default: Any, interval: str, *, split: bool = True, **kwargs: Any) -> Any:
     """A dataclass field whose value must lie in ``interval`` (``"[0, 1)"``, ``"(0, inf)"``).
 
     Args:
         default: the field's default.
         interval: closed ``[``/``]`` or open ``(``/``)`` bounds; ``inf``/``-inf`` for none.
+        split: for data parameters, whether the value shapes the split (see
+            :func:`not_split`).
         **kwargs: passed on to :func:`dataclasses.field`.
 
     Returns:
         The field, with the interval in its metadata under ``"range"``.
     """
     _parse_interval(interval)  # fail at import time on a malformed interval
-    return dataclasses.field(default=default, metadata={"range": interval}, **kwargs)
+    meta = {"range": interval, **({} if split else {"split": False})}
+    return dataclasses.field(default=default, metadata=meta, **kwargs)
+
+
+def not_split(default: Any, **kwargs: Any) -> Any:
+    """A data parameter that does not shape the split (decoding, augmentation, download).
+
+    With ``--split-file`` the data parameters come from the file and a ``--set`` that
+    contradicts one is refused; a parameter marked here may still be set by the user.
+    """
+    return dataclasses.field(default=default, metadata={"split": False}, **kwargs)
+
+
+def shapes_split(cls: type, name: str) -> bool:
+    """Whether data parameter ``name`` of ``cls`` shapes the split (the default: yes)."""
+    for klass in getattr(cls, "__mro__", (cls,)):
+        f = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if f is not None and "split" in f.metadata:
+            return bool(f.metadata["split"])
+    return True
 
 
 def _parse_interval(interval: str) -> tuple[float, float, bool, bool]:

@@ -32,6 +32,7 @@ from .config import (
     check_batch_size,
     field_types,
     parse_value,
+    shapes_split,
     split_overrides,
     to_dict,
 )
@@ -142,7 +143,8 @@ class Runner:
         """The data parameters to build: the user's ``--set``, or the split file's.
 
         A split file fixes the data parameters it was made with (the record must say what the
-        run used); a ``--set`` that contradicts the file is refused.
+        run used); a ``--set`` that contradicts one that shapes the split is refused, one that
+        does not (``image_size``, ``download``...; :func:`~.config.not_split`) is applied.
         """
         if self.split_file is None:
             return routed["data"]
@@ -155,6 +157,8 @@ class Runner:
         theirs = {k: v for k, v in self.split_file.params.items() if k in types_}
         for key, raw in routed["data"].items():
             mine = parse_value(key, raw, types_[key])
+            if not shapes_split(self.builder.Params, key):
+                continue
             if key in theirs and parse_value(key, theirs[key], types_[key]) != mine:
                 raise UsageError(
                     f"--set {key}={raw} contradicts split file {self.spec.split_file}, made "

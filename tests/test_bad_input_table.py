@@ -140,8 +140,10 @@ def _split_params_from_file(t, cli_run, mp):
         rec = _record_of(out)
         assert rec["data_params"]["imbalance_ratio"] == 5.0, rec["data_params"]
         assert rec["split"]["params"]["imbalance_ratio"] == 5.0
+        assert rec["data_params"]["min_steps_per_epoch"] == 16  # not a split setting: yours
 
     args = [*RUN, "--out", str(out), "--set", "epochs=1", "--split-file", str(f)]
+    args += ["--set", "min_steps_per_epoch=16"]
     return Case(args, ["overall"], code=0, then=then)
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import in_range
+from ..config import in_range, not_split
 from ..data import SSLTData, TensorSource
 from ..errors import UsageError
 from ..registry import register_dataset
@@ -56,7 +56,7 @@ class Cifar10Params:
     n_max: int | None = in_range(None, f"[1, {PER_CLASS}]")
     unlabeled_factor: int = in_range(5, "[0, inf)")
     unlabeled_source: str | None = None
-    download: bool = False
+    download: bool = not_split(False)
 
     def validate(self) -> None:
         """Cross-field checks (ranges are declared on the fields)."""

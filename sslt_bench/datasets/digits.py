@@ -46,7 +46,7 @@ class DigitsParams:
     n_max: int = in_range(28, "[1, inf)")
     unlabeled_factor: int = in_range(4, "[0, inf)")
     test_per_class: int = in_range(30, "[1, inf)")
-    min_steps_per_epoch: int = in_range(32, "[0, inf)")
+    min_steps_per_epoch: int = in_range(32, "[0, inf)", split=False)
 
 
 def load_digits_array() -> tuple[np.ndarray, np.ndarray]:

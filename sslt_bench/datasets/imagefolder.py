@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import split as sp
-from ..config import in_range
+from ..config import in_range, not_split
 from ..data import FileSource, SSLTData, TensorSource
 from ..errors import UsageError, choices_error
 from ..imageio import IMAGE_SUFFIXES, is_hidden
@@ -62,9 +62,9 @@ class ImageFolderParams:
     split_by: str = "rank_thirds"
     many_above: int = in_range(100, "[1, inf)")
     few_at_most: int = in_range(10, "[0, inf)")
-    image_size: int = in_range(32, "[4, 1024]")
-    channels: str = "auto"
-    flip: bool = True
+    image_size: int = in_range(32, "[4, 1024]", split=False)
+    channels: str = not_split("auto")
+    flip: bool = not_split(True)
 
     def validate(self) -> None:
         """Choices and cross-field checks (ranges are declared on the fields)."""

@@ -76,7 +76,7 @@ class ImageNetParams:
     unlabeled_factor: int = in_range(4, "[0, inf)")
     many_above: int = in_range(100, "[1, inf)")
     few_at_most: int = in_range(10, "[0, inf)")
-    image_size: int = in_range(224, "[8, inf)")
+    image_size: int = in_range(224, "[8, inf)", split=False)
 
     def validate(self) -> None:
         """Cross-field checks (ranges are declared on the fields)."""

@@ -66,7 +66,7 @@ class INatParams:
     min_labeled: int = in_range(2, "[1, inf)")
     many_at_least: int = in_range(100, "[1, inf)")
     few_below: int = in_range(10, "[1, inf)")
-    image_size: int = in_range(224, "[8, inf)")
+    image_size: int = in_range(224, "[8, inf)", split=False)
 
     def validate(self) -> None:
         """Cross-field checks (ranges are declared on the fields)."""
