@@ -17,7 +17,7 @@ Prints
    these ratios are noisy, so the cost of the data path alone (load + augment one step's
    batches, fastest of many) is also shown against the fastest model step.
 
-    python benchmarks/pipeline.py --data-root /work/shared/data [--steps 12]
+    python benchmarks/pipeline.py --data-root DATA [--steps 12]
 """
 
 from __future__ import annotations
@@ -219,12 +219,18 @@ def throughput(root: Path, steps: int, batch: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-root", default=os.environ.get("SSLT_DATA", "/work/shared/data"))
+    ap.add_argument(
+        "--data-root",
+        default=os.environ.get("SSLT_DATA"),
+        help="the folder holding cifar10-jpg.tar.gz (default: $SSLT_DATA)",
+    )
     ap.add_argument("--steps", type=int, default=12, help="timed optimiser steps per loop")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-cache-build", action="store_true")
     args = ap.parse_args()
+    if not args.data_root:
+        ap.error("--data-root (or $SSLT_DATA) is required: the folder holding cifar10-jpg.tar.gz")
     torch.set_num_threads(args.threads)
     root = Path(args.data_root)
     print(

@@ -133,7 +133,11 @@ def main() -> int:
     p.add_argument("--dataset", default="cifar10-sslt")
     p.add_argument("--method", default="erm")
     p.add_argument("--profile", default="quick")
-    p.add_argument("--data-root", default=os.environ.get("SSLT_DATA", "/work/shared/data"))
+    p.add_argument(
+        "--data-root",
+        default=os.environ.get("SSLT_DATA"),
+        help="the folder holding cifar10-jpg.tar.gz (default: $SSLT_DATA)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -141,6 +145,8 @@ def main() -> int:
     p.add_argument("--kill-after", type=int, default=2, help="checkpoint writes before the kill")
     p.add_argument("--out", default=None, help="work folder (default: a temporary one)")
     args = p.parse_args()
+    if args.dataset != "digits-sslt" and not args.data_root:
+        p.error("--data-root (or $SSLT_DATA) is required: the folder holding the data set's files")
     if args.kill_after < 2:
         p.error("--kill-after must be >= 2 (the gap between two checkpoints times the kill)")
 

@@ -19,7 +19,7 @@ For ResNet-32 on cifar10-sslt (batch 128) and the small CNN on digits-sslt (batc
 Measurements of one kind alternate over ``--rounds`` rounds (median shown), so load from other
 processes hits all alike; the load average is printed with the figures.
 
-    python benchmarks/throughput.py --data-root /work/shared/data [--steps 20 --rounds 3]
+    python benchmarks/throughput.py --data-root DATA [--steps 20 --rounds 3]
 """
 
 from __future__ import annotations
@@ -314,7 +314,11 @@ def machine() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data-root", default=os.environ.get("SSLT_DATA", "/work/shared/data"))
+    ap.add_argument(
+        "--data-root",
+        default=os.environ.get("SSLT_DATA"),
+        help="the folder holding cifar10-jpg.tar.gz (default: $SSLT_DATA)",
+    )
     ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (median shown)")

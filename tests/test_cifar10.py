@@ -190,7 +190,7 @@ TARBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not TARBALL.is_file(), reason="no local CIFAR-10 tarball (../shared/data)")
+@pytest.mark.needs_shared("data/cifar10-jpg.tar.gz")
 def test_real_cifar10_tarball():
     data = Cifar10SSLT.build(params(), 0, TARBALL.parent)
     assert data.train.images.shape == (50000, 3, 32, 32)

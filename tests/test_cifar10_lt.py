@@ -132,7 +132,7 @@ TARBALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not TARBALL.is_file(), reason="no local CIFAR-10 tarball (../shared/data)")
+@pytest.mark.needs_shared("data/cifar10-jpg.tar.gz")
 def test_real_cifar10_tarball():
     data = Cifar10LT.build(params(unlabeled_dist="reversed"), 0, TARBALL.parent)
     assert data.split.hash == PINNED["reversed", 0]  # the real data is class-major 10 x 5000

@@ -16,7 +16,7 @@ from sslt_bench.render import render
 from sslt_bench.render_doc import latex
 from sslt_bench.table import aggregate, build_board, filter_records
 
-PAPER_TXT = Path("/work/shared/paper/alternate-sampling-sslt.txt")
+PAPER_TXT = Path(__file__).resolve().parents[2] / "shared" / "paper" / "alternate-sampling-sslt.txt"
 
 
 def rec(method="erm", seed=0, overall=70.0, many=90.0, medium=60.0, few=50.0, **kw):
@@ -289,7 +289,7 @@ def test_paper_results_file():
     assert len(rows) == 6 * 4 + 4 + 3 + 3
 
 
-@pytest.mark.skipif(not PAPER_TXT.exists(), reason="paper text not available")
+@pytest.mark.needs_shared("paper/alternate-sampling-sslt.txt")
 def test_paper_numbers_match_the_paper_text():
     lines = PAPER_TXT.read_text().splitlines()
     by_block = {}
