@@ -11,7 +11,6 @@ into measured means. Output formats live in :mod:`sslt_bench.render`.
 from __future__ import annotations
 
 import json
-import statistics
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -44,43 +43,85 @@ def is_ok(rec: dict[str, Any]) -> bool:
     return rec.get("status", "ok") == "ok" and bool(rec.get("metrics"))
 
 
-def mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    """Mean and sample std (0 for one value); ``None`` for no values."""
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return None, None
-    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+KEYS = ("dataset", "method", "profile", "backbone", "config_key", "split_hash", "params")
 
 
-def aggregate(records: list[dict[str, Any]], by_seed: bool = False) -> list[dict[str, Any]]:
+def _frame(ok: list[dict[str, Any]], metrics: tuple[str, ...]):
+    """One DataFrame row per finished run: the grouping keys, seed, metrics and timings."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "i": i,
+                "dataset": r["dataset"],
+                "method": r["method"],
+                "profile": r["profile"],
+                "backbone": r["backbone"],
+                "config_key": str(r.get("config_hash")),
+                "split_hash": r["split_hash"],
+                "params": _params_key(r),
+                "seed": r["seed"],
+                **{m: r["metrics"].get(m, r.get(m)) for m in metrics},
+                "wall_time_s": r.get("wall_time_s"),
+                "train_images_per_s": r.get("train_images_per_s"),
+            }
+            for i, r in enumerate(ok)
+        ],
+        columns=["i", *KEYS, "seed", *metrics, "wall_time_s", "train_images_per_s"],
+    )
+
+
+def _drop_duplicates(df, ok: list[dict[str, Any]]):
+    """The first record of each (configuration, seed); a warning for every other one."""
+    dup = df.duplicated([*KEYS, "seed"], keep="first")
+    first = df[~dup].set_index([*KEYS, "seed"])["i"]
+    for _, d in df[dup].iterrows():
+        kept = ok[first[tuple(d[[*KEYS, "seed"]])]]
+        rec = ok[d["i"]]
+        warnings.warn(
+            f"duplicate run {rec.get('run_id', tuple(d[list(KEYS)]))} seed {rec['seed']}: using "
+            f"{kept.get('_path')}, ignoring {rec.get('_path')}",
+            stacklevel=3,
+        )
+    return df[~dup]
+
+
+def _none(v: Any) -> Any:
+    return None if v is None or v != v else float(v)  # NaN -> None
+
+
+def aggregate(
+    records: list[dict[str, Any]], by_seed: bool = False, metrics: tuple[str, ...] = METRICS
+) -> list[dict[str, Any]]:
     """One row per configuration (per run with ``by_seed``) with mean/std of each metric.
 
-    Failed runs are left out. Two records of the same configuration and seed (the same run
-    found in two folders) count once: the first by file path is kept, with a warning.
+    Records -> DataFrame -> groupby(configuration) -> mean / sample std (0 for one seed,
+    ``None`` without values). Failed runs are left out. Two records of the same configuration
+    and seed (the same run found in two folders) count once: the first by file path is kept,
+    with a warning. ``metrics`` are read from a record's ``metrics`` (else its top level), so
+    a new metric column is one more name here.
     """
-    groups: dict[tuple, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for rec in sorted(records, key=lambda r: str(r.get("_path", ""))):
-        if not is_ok(rec):
-            continue
-        key = group_key(rec) + ((rec["seed"],) if by_seed else ())
-        if rec["seed"] in groups[key]:
-            warnings.warn(
-                f"duplicate run {rec.get('run_id', key)} seed {rec['seed']}: using "
-                f"{groups[key][rec['seed']].get('_path')}, ignoring {rec.get('_path')}",
-                stacklevel=2,
-            )
-            continue
-        groups[key][rec["seed"]] = rec
+    ok = sorted((r for r in records if is_ok(r)), key=lambda r: str(r.get("_path", "")))
+    if not ok:
+        return []
+    df = _drop_duplicates(_frame(ok, metrics), ok)
+    keys = [*KEYS, "seed"] if by_seed else list(KEYS)
+    cols = [*metrics, "wall_time_s", "train_images_per_s"]
+    df[cols] = df[cols].astype(float)
+    grouped = df.groupby(keys, sort=True)
+    stats = grouped[cols].agg(["mean", "std", "count"])
     rows = []
-    for key, by in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        recs = [by[s] for s in sorted(by)]
+    for key, part in grouped:
+        recs = [ok[i] for i in part.sort_values("seed")["i"]]
+        s = stats.loc[key]
         row: dict[str, Any] = {
-            "dataset": key[0],
-            "method": key[1],
-            "profile": key[2],
-            "backbone": key[3],
-            "config_hash": key[4],
-            "split_hash": key[5],
+            "dataset": recs[0]["dataset"],
+            "method": recs[0]["method"],
+            "profile": recs[0]["profile"],
+            "backbone": recs[0]["backbone"],
+            "config_hash": recs[0].get("config_hash"),
+            "split_hash": recs[0]["split_hash"],
             "data_params": recs[0].get("data_params") or {},
             "seeds": [r["seed"] for r in recs],
             "n": len(recs),
@@ -89,11 +130,13 @@ def aggregate(records: list[dict[str, Any]], by_seed: bool = False) -> list[dict
             "device": sorted(
                 {f"{r.get('device', '?')} ({r.get('device_name', '?')})" for r in recs}
             ),
-            "wall_time_s": mean_std([r.get("wall_time_s") for r in recs])[0],
-            "train_images_per_s": mean_std([r.get("train_images_per_s") for r in recs])[0],
+            "wall_time_s": _none(s[("wall_time_s", "mean")]),
+            "train_images_per_s": _none(s[("train_images_per_s", "mean")]),
         }
-        for m in METRICS:
-            row[m], row[m + "_std"] = mean_std([r["metrics"].get(m) for r in recs])
+        for m in metrics:
+            count = s[(m, "count")]
+            row[m] = _none(s[(m, "mean")])
+            row[m + "_std"] = None if not count else 0.0 if count == 1 else _none(s[(m, "std")])
         rows.append(row)
     return rows
 
@@ -292,26 +335,3 @@ def filter_records(records: list[dict[str, Any]], **allowed: tuple[str, ...]) ->
             )
         out = [r for r in out if str(r.get(fld)) in values]
     return out
-
-
-def simple_table(records: list[dict[str, Any]]) -> str:
-    """Terminal table of the aggregated rows (one per configuration, all columns flat)."""
-    from tabulate import tabulate
-
-    rows = aggregate(records)
-    body = [
-        [
-            r["dataset"],
-            r["method"],
-            r["profile"],
-            r["backbone"],
-            r["n"],
-            *(fmt(r[m], r[m + "_std"], r["n"]) for m in METRICS),
-        ]
-        for r in rows
-    ]
-    return tabulate(
-        body,
-        headers=["dataset", "method", "profile", "backbone", "seeds", *METRICS],
-        tablefmt="simple",
-    )
