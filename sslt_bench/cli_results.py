@@ -34,10 +34,20 @@ from .registry import METHODS
     type=click.Choice(["config", "seed"]),
     help="config: mean ± std over seeds; seed: one row per run.",
 )
+@click.option(
+    "--layout",
+    default="compact",
+    show_default=True,
+    type=click.Choice(["compact", "wide"]),
+    help="compact: one block per data set setting, methods sorted by overall accuracy (fits "
+    "100 columns); wide: one column group per data set variant (LaTeX and HTML are always wide).",
+)
 @click.option("--with-paper", is_flag=True, help="Add the paper's quoted numbers (marked).")
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
-def table(folders, fmt_name, dataset, method, profile, backbone, by, with_paper, output) -> None:
-    """Rows: methods; columns: data sets (overall/many/medium/few, mean ± std over seeds)."""
+def table(
+    folders, fmt_name, dataset, method, profile, backbone, by, layout, with_paper, output
+) -> None:
+    """Per data set setting: methods by overall accuracy; n/overall/many/medium/few (mean ± std)."""
     from .records import atomic_write_text
     from .render import render
     from .table import build_board, filter_records
@@ -48,7 +58,7 @@ def table(folders, fmt_name, dataset, method, profile, backbone, by, with_paper,
     board = build_board(
         records, by_seed=by == "seed", with_paper=with_paper, paper_methods=set(method) or None
     )
-    text = render(fmt_name, board, records)
+    text = render(fmt_name, board, records, layout)
     if output:
         atomic_write_text(Path(output), text)
         click.echo(f"wrote {output}")

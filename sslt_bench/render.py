@@ -13,28 +13,18 @@ import csv
 import io
 import json
 import os
+import textwrap
 from typing import Any
 
+from . import render_doc
+from .layout import FAILED_HEAD, HEAD, PROV_HEAD, blocks, cell, failed_rows, provenance
 from .paper import QUOTED
-from .table import METRICS, Board, Line, fmt, is_ok
+from .table import METRICS, Board, is_ok
 
 FORMATS = ("terminal", "markdown", "csv", "latex", "html")
-HEAD = ("n", *METRICS)
-
-
-def _num(v: float) -> str:
-    """A quoted number exactly as transcribed (``77.34``, ``60.0``)."""
-    return repr(float(v))
-
-
-def cell(line: Line, col: tuple[str, str], what: str) -> str:
-    """Text of one cell: ``n`` or a metric (mean ± std, quoted value, or ``-``)."""
-    c = line.cells.get(col)
-    if c is None:
-        return "-" if what != "n" else ""
-    if line.quoted:
-        return "paper" if what == "n" else _num(c[what])
-    return str(c["n"]) if what == "n" else fmt(c[what], c[what + "_std"], c["n"])
+LAYOUTS = ("compact", "wide")
+WIDTH = 100  # every line of the compact terminal table fits this many columns
+BEST = "*"
 
 
 def _headers(board: Board, sep: str) -> list[str]:
@@ -55,71 +45,62 @@ def _body(board: Board) -> list[list[str]]:
     ]
 
 
-def _failed_rows(board: Board) -> list[list[Any]]:
-    return [
-        [
-            r.get("dataset"),
-            r.get("method"),
-            r.get("profile"),
-            r.get("backbone"),
-            r.get("seed"),
-            r.get("status", "?"),
-            r.get("error") or "",
-            os.path.basename(r.get("_path", "")),
-        ]
-        for r in board.failed
-    ]
+def _wrap(text: str, indent: str = "  ") -> list[str]:
+    return textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False)
 
 
-FAILED_HEAD = ["dataset", "method", "profile", "backbone", "seed", "status", "error", "record"]
-PROV_HEAD = [
-    "method",
-    "data set",
-    "profile",
-    "backbone",
-    "seeds",
-    "split hash",
-    "config hash",
-    "git",
-    "device",
-    "wall time (s)",
-    "train img/s",
-]
+def _fit(rows: list[list[str]], head: list[str]) -> str:
+    """Tabulate ``rows``; if a line is wider than :data:`WIDTH`, wrap the first column."""
+    from tabulate import tabulate
+
+    def table(label_w: int | None) -> str:
+        return tabulate(
+            rows,
+            headers=head,
+            tablefmt="simple",
+            disable_numparse=True,
+            colalign=("left", *("right" for _ in head[1:])),
+            maxcolwidths=[label_w, *(None for _ in head[1:])],
+        )
+
+    text = table(None)
+    widest = max(map(len, text.splitlines()))
+    if widest <= WIDTH:
+        return text
+    label_w = max(len(head[0]), *(len(r[0]) for r in rows))
+    return table(max(12, label_w - (widest - WIDTH)))
 
 
-def provenance(board: Board) -> list[list[str]]:
-    """Per measured cell (line × data set variant): where its numbers come from."""
-    labels = dict(board.columns)
-    out = []
-    for ln in board.lines:
-        if ln.quoted:
-            continue
-        for col, _ in board.columns:
-            r = ln.cells.get(col)
-            if r is None:
-                continue
-            out.append(
-                [
-                    ln.label,
-                    labels[col],
-                    r["profile"],
-                    r["backbone"],
-                    ",".join(map(str, r["seeds"])),
-                    r["split_hash"],
-                    str(r["config_hash"]),
-                    ", ".join(r["git"]),
-                    ", ".join(r["device"]),
-                    "-" if r["wall_time_s"] is None else f"{r['wall_time_s']:.1f}",
-                    "-" if r["train_images_per_s"] is None else f"{r['train_images_per_s']:.0f}",
-                ]
-            )
+def _compact_terminal(board: Board) -> list[str]:
+    parts: list[str] = []
+    for b in blocks(board):
+        rows = [b.row(ln, lambda s: f"{s} {BEST}") for ln in b.lines]
+        parts += ["", *_wrap(b.title), _fit(rows, ["method", *HEAD])]
+    if any(not b.quoted and len(b.lines) > 1 for b in blocks(board)):
+        parts.append(f"{BEST} best measured mean of its column in the block (ties all marked)")
+    return parts[1:]
+
+
+def _failed_lines(board: Board) -> list[str]:
+    out = ["failed runs (not averaged):"] if board.failed else []
+    for ds, method, profile, backbone, seed, status, error, path in failed_rows(board):
+        text = f"- {ds} {method} {profile} {backbone} seed {seed}: {status}"
+        out += _wrap(f"{text}{': ' + error if error else ''} ({path})", "    ")
     return out
 
 
-def terminal(board: Board) -> str:
-    """Plain-text table (tabulate) with notes and failed runs below."""
+def terminal(board: Board, layout: str = "compact") -> str:
+    """Plain-text table (tabulate) with notes and failed runs below.
+
+    ``compact``: one block per data set setting, every line within :data:`WIDTH` columns;
+    ``wide``: one column group per data set variant (as wide as it needs).
+    """
     from tabulate import tabulate
 
+    if layout == "compact":
+        parts = _compact_terminal(board)
+        parts += [ln for n in board.notes for ln in _wrap(f"note: {n}")]
+        return "\n".join(parts + _failed_lines(board)) + "\n"
     head, body = _headers(board, "\n"), _body(board)
     if len(board.columns) == 1:  # one data set: name it on every row instead of a group
         head, body = ["data set", *head], [[board.columns[0][1], *row] for row in body]
@@ -127,7 +108,7 @@ def terminal(board: Board) -> str:
     parts.extend(f"note: {n}" for n in board.notes)
     if board.failed:
         parts.append("failed runs (not averaged):")
-        parts.append(tabulate(_failed_rows(board), headers=FAILED_HEAD, tablefmt="simple"))
+        parts.append(tabulate(failed_rows(board), headers=FAILED_HEAD, tablefmt="simple"))
     return "\n".join(parts) + "\n"
 
 
@@ -139,20 +120,34 @@ def _md_table(head: list[str], body: list[list[Any]]) -> str:
     return "\n".join([*lines, *map(row, body)])
 
 
-def markdown(board: Board, with_provenance: bool = True) -> str:
-    """GitHub markdown: the table, notes, provenance and failed runs."""
+def compact_markdown(board: Board) -> str:
+    """The compact blocks as markdown: a bold title line and a table each, best in bold."""
     parts = []
-    if len(board.columns) == 1:
-        parts.append(f"**{board.columns[0][1]}** (accuracy in %, mean ± std over seeds)")
-    parts.append(_md_table(_headers(board, "<br>"), _body(board)))
+    for b in blocks(board):
+        rows = [b.row(ln, lambda s: f"**{s}**") for ln in b.lines]
+        parts.append(f"**{b.title}**\n\n" + _md_table(["method", *HEAD], rows))
+    return "\n\n".join(parts)
+
+
+def markdown(board: Board, with_provenance: bool = True, layout: str = "compact") -> str:
+    """GitHub markdown: the table(s), notes, provenance and failed runs."""
+    parts = []
+    if layout == "compact":
+        parts.append(
+            "Accuracy in %, mean ± std over seeds (n = seeds); bold: best measured mean of "
+            "its column in the block."
+        )
+        parts.append(compact_markdown(board))
+    else:
+        if len(board.columns) == 1:
+            parts.append(f"**{board.columns[0][1]}** (accuracy in %, mean ± std over seeds)")
+        parts.append(_md_table(_headers(board, "<br>"), _body(board)))
     if board.notes:
         parts.append("\n".join(f"- Note: {n}" for n in board.notes))
     if with_provenance and board.rows:
         parts.append("Provenance:\n\n" + _md_table(PROV_HEAD, provenance(board)))
     if board.failed:
-        parts.append(
-            "Failed runs (not averaged):\n\n" + _md_table(FAILED_HEAD, _failed_rows(board))
-        )
+        parts.append("Failed runs (not averaged):\n\n" + _md_table(FAILED_HEAD, failed_rows(board)))
     return "\n\n".join(parts) + "\n"
 
 
@@ -221,18 +216,26 @@ def to_csv(records: list[dict[str, Any]], board: Board | None = None) -> str:
     return buf.getvalue()
 
 
-def render(fmt_name: str, board: Board, records: list[dict[str, Any]]) -> str:
-    """Dispatch to the renderer of ``fmt_name`` (one of :data:`FORMATS`)."""
+def render(
+    fmt_name: str, board: Board, records: list[dict[str, Any]], layout: str = "compact"
+) -> str:
+    """Dispatch to the renderer of ``fmt_name`` (one of :data:`FORMATS`).
+
+    ``layout`` (one of :data:`LAYOUTS`) applies to terminal and markdown; LaTeX and HTML are
+    always wide (one column group per data set variant), CSV always one row per run.
+    """
     from .errors import choices_error
 
+    if layout not in LAYOUTS:
+        raise choices_error("layout", layout, LAYOUTS)
     if fmt_name == "terminal":
-        return terminal(board)
+        return terminal(board, layout)
     if fmt_name == "markdown":
-        return markdown(board)
+        return markdown(board, layout=layout)
     if fmt_name == "csv":
         return to_csv(records, board)
-    if fmt_name in ("latex", "html"):
-        from . import render_doc
-
-        return render_doc.latex(board) if fmt_name == "latex" else render_doc.html_page(board)
+    if fmt_name == "latex":
+        return render_doc.latex(board)
+    if fmt_name == "html":
+        return render_doc.html_page(board)
     raise choices_error("format", fmt_name, FORMATS)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import html
 
+from .layout import FAILED_HEAD, HEAD, PROV_HEAD, best_means, cell, failed_rows, is_best, provenance
 from .paper import QUOTED
-from .render import FAILED_HEAD, HEAD, PROV_HEAD, _failed_rows, cell, provenance
-from .table import METRICS, Board
+from .table import Board
 
 _TEX = {
     "\\": r"\textbackslash{}",
@@ -35,24 +35,10 @@ def tex_escape(text: str) -> str:
     return "".join(_TEX.get(ch, ch) for ch in str(text))
 
 
-def _best(board: Board) -> dict[tuple, float]:
-    """Highest displayed (1-decimal) measured mean per (column, metric)."""
-    best: dict[tuple, float] = {}
-    for ln in board.lines:
-        if ln.quoted:
-            continue
-        for col, c in ln.cells.items():
-            for m in METRICS:
-                if c[m] is not None:
-                    v = round(c[m], 1)
-                    best[(col, m)] = max(best.get((col, m), v), v)
-    return best
-
-
 def latex(board: Board) -> str:
     """A booktabs tabular fragment for pasting into a paper."""
     ncol = 3 + len(HEAD) * len(board.columns)
-    best = _best(board)
+    best = {col: best_means(board.lines, col) for col, _ in board.columns}
     out = [
         "% sslt-bench table: accuracy in %, mean $\\pm$ std over seeds",
         "% needs \\usepackage{booktabs}",
@@ -78,12 +64,10 @@ def latex(board: Board) -> str:
         for col, _ in board.columns:
             for h in HEAD:
                 text = tex_escape(cell(ln, col, h)).replace("±", "$\\pm$")
-                c = ln.cells.get(col)
                 if ln.quoted:
                     text = f"\\textit{{{text}}}" if text else text
-                elif h != "n" and c is not None and c[h] is not None:
-                    if round(c[h], 1) == best[(col, h)]:
-                        text = f"\\textbf{{{text}}}"
+                elif is_best(ln, col, h, best[col]):
+                    text = f"\\textbf{{{text}}}"
                 cells.append(text)
         name = tex_escape(ln.label)
         out.append(
@@ -93,9 +77,7 @@ def latex(board: Board) -> str:
         )
     out += ["\\bottomrule", "\\end{tabular}"]
     out += [f"% Note: {n}" for n in board.notes]
-    out += [
-        f"% failed run (not averaged): {' '.join(map(str, r[:5]))}" for r in _failed_rows(board)
-    ]
+    out += [f"% failed run (not averaged): {' '.join(map(str, r[:5]))}" for r in failed_rows(board)]
     return "\n".join(out) + "\n"
 
 
@@ -121,7 +103,7 @@ _CSS = (
 
 def html_page(board: Board, title: str = "sslt-bench results") -> str:
     """A static, well-formed HTML page: table, notes, provenance, failed runs."""
-    best = _best(board)
+    best = {col: best_means(board.lines, col) for col, _ in board.columns}
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -142,16 +124,8 @@ def html_page(board: Board, title: str = "sslt-bench results") -> str:
     for ln in board.lines:
         tds = []
         for col, _ in board.columns:
-            c = ln.cells.get(col)
             for h in HEAD:
-                is_best = (
-                    not ln.quoted
-                    and h != "n"
-                    and c is not None
-                    and c[h] is not None
-                    and round(c[h], 1) == best[(col, h)]
-                )
-                cls = ' class="best"' if is_best else ""
+                cls = ' class="best"' if is_best(ln, col, h, best[col]) else ""
                 tds.append(f"<td{cls}>{_e(cell(ln, col, h))}</td>")
         row_cls = ' class="quoted"' if ln.quoted else ""
         out.append(
@@ -165,6 +139,6 @@ def html_page(board: Board, title: str = "sslt-bench results") -> str:
         out += _html_table(PROV_HEAD, provenance(board), "provenance")
     if board.failed:
         out.append("<h2>Failed runs (not averaged)</h2>")
-        out += _html_table(FAILED_HEAD, _failed_rows(board), "failed")
+        out += _html_table(FAILED_HEAD, failed_rows(board), "failed")
     out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"

@@ -159,4 +159,5 @@ def test_leaderboard_script_is_byte_reproducible(results, tmp_path, monkeypatch)
     }
     page = a["toy-sslt.md"].decode()
     assert "![toy-sslt per-class](plots/toy-sslt-per-class.png)" in page
-    assert "| alternate | quick | small-cnn | 2 |" in page
+    assert "**toy-sslt (imbalance_ratio=20) · profile quick · small-cnn · split 11112222**" in page
+    assert "| alternate | 2 | **" in page  # the compact block: alternate first, best in bold

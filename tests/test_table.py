@@ -64,8 +64,12 @@ def test_mean_std_over_seeds():
     assert row["few"] == pytest.approx(49.0) and row["few_std"] == pytest.approx(1.0)
     assert row["many_std"] == 0.0 and row["wall_time_s"] == pytest.approx(11.0)
     text = render("terminal", build_board(three_seeds()), three_seeds())
-    line = next(ln for ln in text.splitlines() if ln.startswith("cifar10-sslt"))
+    assert text.startswith("cifar10-sslt · profile quick · resnet32 · split abcd1234\n")
+    line = next(ln for ln in text.splitlines() if ln.startswith("erm"))
     assert "72.0 ± 2.0" in line and "49.0 ± 1.0" in line and " 3 " in line
+    wide = render("terminal", build_board(three_seeds()), three_seeds(), layout="wide")
+    line = next(ln for ln in wide.splitlines() if ln.startswith("cifar10-sslt"))
+    assert "72.0 ± 2.0" in line and "resnet32" in line
 
 
 @pytest.mark.parametrize(
@@ -216,13 +220,33 @@ def test_with_paper_marked_and_noted(cli_run, tmp_path):
         "--format",
         "markdown",
     )
-    quoted = [ln for ln in text.splitlines() if "paper (quoted)" in ln and ln.startswith("|")]
-    assert any("decoupling [paper (quoted), Table 1, ResNet-18]" in ln for ln in quoted)
+    lines = text.splitlines()
+    assert [ln for ln in lines if ln.startswith("**cifar10-sslt")] == [
+        "**cifar10-sslt (imbalance_ratio=100) · profile quick · resnet32 · split abcd1234**",
+        "**cifar10-sslt (imbalance_ratio=100) · paper (quoted): published numbers, not measured "
+        "here**",
+        "**cifar10-sslt (imbalance_ratio=1000) · profile quick · resnet32 · split abcd1234**",
+        "**cifar10-sslt (imbalance_ratio=1000) · paper (quoted): published numbers, not "
+        "measured here**",
+    ]
+    quoted = [ln for ln in lines if "| quoted |" in ln]  # every quoted row says so
+    assert any(ln.startswith("| decoupling [Table 1, ResNet-18] | quoted |") for ln in quoted)
+    t1 = [ln for ln in quoted if ln.startswith("| alternate [Table 1, ResNet-18] |")]
+    assert t1 == [
+        "| alternate [Table 1, ResNet-18] | quoted | 71.3 | 89.5 | 67.7 | 60.2 |",
+        "| alternate [Table 1, ResNet-18] | quoted | 66.7 | 84.4 | 69.4 | 51.4 |",
+    ]
+    assert any("Table 4, ResNet-32" in ln and "77.34" in ln for ln in quoted)
+    assert not any("**" in ln for ln in quoted)  # quoted numbers never marked best
+    measured = next(ln for ln in lines if ln.startswith("| decoupling | 3 |"))
+    assert "72.0 ± 2.0" in measured  # the quoted 64.0 never enters the mean
+    _, wide = cli_run(
+        "table", "--results", tmp_path, "--dataset", "cifar10-sslt", "--with-paper",
+        "--format", "markdown", "--layout", "wide",
+    )  # fmt: skip
+    quoted = [ln for ln in wide.splitlines() if "paper (quoted)" in ln and ln.startswith("|")]
     t1 = next(ln for ln in quoted if "alternate [paper (quoted), Table 1" in ln)
     assert "| 71.3 | 89.5 | 67.7 | 60.2 |" in t1 and "| 66.7 | 84.4 | 69.4 | 51.4 |" in t1
-    assert any("Table 4, ResNet-32" in ln and "77.34" in ln for ln in quoted)
-    measured = next(ln for ln in text.splitlines() if ln.startswith("| decoupling | quick"))
-    assert "72.0 ± 2.0" in measured  # the quoted 64.0 never enters the mean
     notes = [ln for ln in text.splitlines() if ln.startswith("- Note:")]
     assert any("Table 1 rows differ" in n and "ResNet-18 vs measured resnet32" in n for n in notes)
     t4 = next(n for n in notes if "Table 4 rows" in n)
@@ -311,3 +335,54 @@ def test_paper_numbers_match_the_paper_text():
                 want = cells[:4]
             got = [r[m] for m in paper.METRICS]
             assert got == [float(w) for w in want], (table, ds, backbone, r["method"])
+
+
+def crowded():
+    """Long labels, several settings, a failed run with a long error, many methods."""
+    recs = []
+    for i, m in enumerate(["pseudo-label+decoupling", "mean-teacher+ldam", "erm", "alternate"]):
+        for s in range(3):
+            recs.append(rec(m, s, overall=30.0 + 3 * i + s, many=99.9 - i, few=100.0 - 10 * i))
+            recs.append(
+                rec(m, s, overall=20.0 + i, data_params={"imbalance_ratio": 1000.0, "n_max": 5})
+            )
+    recs.append(rec("erm", 0, overall=1.0, config_hash="cfg9", method_config={"lr": 0.123456}))
+    recs.append(rec("salsa", 7, status="failed", metrics=None, error="x" * 300))
+    return recs
+
+
+def test_compact_default_fits_100_columns_sorted_best_marked(cli_run, tmp_path):
+    for i, r in enumerate(crowded()):
+        (tmp_path / f"r{i}.json").write_text(json.dumps(r))
+    _, text = cli_run("table", "--results", tmp_path, "--with-paper")
+    assert max(map(len, text.splitlines())) <= 100, text
+    blocks = text.split("\n\n")
+    first = blocks[0].splitlines()
+    title = "(imbalance_ratio=100, n_max=None) · profile quick · resnet32 · split abcd1234"
+    assert first[0] == f"cifar10-sslt {title}"
+    assert first[1].split() == ["method", "n", "overall", "many", "medium", "few"]
+    methods = [ln.split()[0] for ln in first[3:]]
+    assert methods == [
+        "alternate", "erm", "mean-teacher+ldam", "pseudo-label+decoupling", "erm"
+    ]  # fmt: skip
+    top = first[3]
+    assert "40.0 ± 1.0 *" in top and "40.0 ± 0.0 *" not in top  # best overall, not best few
+    assert "100.0 ± 0.0 *" in next(ln for ln in first if ln.startswith("pseudo-label"))
+    assert "lr=0.123456" in text and "quoted" in text and "failed runs (not averaged):" in text
+    assert any(
+        b.startswith("cifar10-sslt (imbalance_ratio=1000, n_max=5) · profile quick") for b in blocks
+    )
+    _, wide = cli_run("table", "--results", tmp_path, "--layout", "wide")
+    assert max(map(len, wide.splitlines())) > 100  # the wide layout, as before, for LaTeX/HTML
+    _, text = cli_run("table", "--results", tmp_path, "--layout", "tall", expect=2)
+    assert "'tall'" in text
+
+
+def test_render_modules_import_no_cycle():
+    import ast
+
+    import sslt_bench.render_doc as doc
+
+    tree = ast.parse(Path(doc.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "render" not in imported and "layout" in imported
