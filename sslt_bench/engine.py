@@ -21,7 +21,7 @@ from torch import nn
 from .augment import Augmenter
 from .data import ImageSource
 from .ema import ema_update
-from .samplers import epoch_order, to_batches
+from .samplers import balanced_epoch_size, epoch_order, to_batches
 from .stages import Batch, StepContext, Train, TrainHead
 
 
@@ -41,11 +41,18 @@ def lr_at(step: Train | TrainHead, it: int, total: int, steps_per_epoch: int) ->
     if schedule == "step":
         epoch_frac = it / max(total, 1)
         return (
-            base * 0.01 ** sum(epoch_frac >= m for m in step.milestones)
+            base * step.step_gamma ** sum(epoch_frac >= m for m in step.milestones)
             if step.milestones
             else base
         )
     return base
+
+
+def epoch_draws(step: Train | TrainHead, labels: torch.Tensor, num_classes: int) -> int | None:
+    """Draws per epoch of ``step``: ``None`` (the pool's size) or largest class x C."""
+    if step.epoch_size == "balanced":
+        return balanced_epoch_size(labels, num_classes)
+    return None
 
 
 @dataclass
@@ -95,7 +102,13 @@ def train_epoch(
     shuffled order up to ``min_steps``.
     """
     gen, device = ctx.generator, ctx.device
-    order = epoch_order(pool_labels, step.sampling, gen, ctx.num_classes)
+    order = epoch_order(
+        pool_labels,
+        step.sampling,
+        gen,
+        ctx.num_classes,
+        epoch_draws(step, pool_labels, ctx.num_classes),
+    )
     num_batches = step.steps_per_epoch
     if num_batches is None and math.ceil(len(order) / step.batch_size) < min_steps:
         num_batches = min_steps
@@ -222,7 +235,9 @@ def train_head_on_features(
     last = float("nan")
     steps_per_epoch = None
     for epoch in range(step.epochs):
-        order = epoch_order(labels, step.sampling, gen, num_classes)
+        order = epoch_order(
+            labels, step.sampling, gen, num_classes, epoch_draws(step, labels, num_classes)
+        )
         batches = to_batches(order, step.batch_size)
         steps_per_epoch = len(batches)
         total_loss = 0.0

@@ -3,7 +3,8 @@
 * ``random``: every item once per epoch in a seeded random order (instance-balanced).
 * ``class_balanced``: each draw picks a class uniformly among the classes present, then an
   item of that class uniformly (Kang et al. 2020, "class-balanced sampling"); an epoch has as
-  many draws as the pool has items.
+  many draws as the pool has items, or ``size`` draws (:func:`balanced_epoch_size`: the
+  largest class times the number of classes, the length of Kang et al.'s ClassAwareSampler).
 
 With ``world_size > 1`` each rank takes a disjoint, equal share of the same global stream
 (every rank draws the same permutation from the same generator state).
@@ -19,8 +20,18 @@ import torch
 Sampling = Literal["random", "class_balanced"]
 
 
+def balanced_epoch_size(labels: torch.Tensor, num_classes: int) -> int:
+    """Largest class count times the number of classes present in ``labels``."""
+    counts = torch.bincount(labels.cpu().clamp_min(0), minlength=num_classes)
+    return int(counts.max()) * int((counts > 0).sum()) if len(labels) else 0
+
+
 def epoch_order(
-    labels: torch.Tensor, sampling: str, gen: torch.Generator, num_classes: int
+    labels: torch.Tensor,
+    sampling: str,
+    gen: torch.Generator,
+    num_classes: int,
+    size: int | None = None,
 ) -> torch.Tensor:
     """Positions into the pool for one epoch, in training order.
 
@@ -29,10 +40,16 @@ def epoch_order(
         sampling: ``random`` or ``class_balanced``.
         gen: the run's sampling generator (CPU).
         num_classes: C.
+        size: draws in the epoch (default: the pool's size); ``random`` then concatenates
+            fresh permutations.
     """
-    n = len(labels)
+    n = len(labels) if size is None else size
     if sampling == "random":
-        return torch.randperm(n, generator=gen)
+        if size is None:
+            return torch.randperm(n, generator=gen)
+        reps = -(-n // max(len(labels), 1))
+        perms = [torch.randperm(len(labels), generator=gen) for _ in range(reps)]
+        return torch.cat(perms)[:n] if perms else torch.empty(0, dtype=torch.long)
     if sampling == "class_balanced":
         labels = labels.cpu()
         order = torch.argsort(labels, stable=True)

@@ -4,13 +4,16 @@
 a :class:`Session` holds what the steps share while the plan executes (model and method
 state in ``ctx``, data and split, the loader, history, progress, the checkpoint callback) and
 runs each :mod:`~sslt_bench.stages` step: SGD epochs for :class:`Train`, cached-feature head
-training for :class:`TrainHead`, pseudo-labelling with per-split accuracy from U's hidden
-labels, diagnostic evaluations and method calls. Checkpoints are written after every epoch of
-a :class:`Train` step (by this module) and after every step (by the runner).
+training for :class:`TrainHead` (or, with ``features="augmented"``, a :class:`Train` of the
+head on augmented images through the frozen embedding), pseudo-labelling with per-split
+accuracy from U's hidden labels, diagnostic evaluations and method calls. Checkpoints are
+written after every epoch of a :class:`Train` step (by this module) and after every step (by
+the runner).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +104,7 @@ class Session:
             self.opt_state = None
         elif isinstance(step, TrainHead):
             self._train_head(step)
+            self.opt_state = None
         elif isinstance(step, PseudoLabel):
             self._pseudo_label(step)
         elif isinstance(step, Evaluate):
@@ -111,6 +115,9 @@ class Session:
     def _train_head(self, step: TrainHead) -> None:
         ctx, split = self.ctx, self.split
         model = ctx.model
+        if step.features == "augmented":
+            self._train(head_as_train(step))
+            return
         pool_ids, labels = pool_of(step.pool, split, ctx)
         feats = self.features(model, self.data.train, self.loader.item_src[pool_ids.numpy()])
         if step.reset:
@@ -156,7 +163,7 @@ class Session:
         for epoch in range(progress["epoch"], step.epochs):
             ctx.epoch, ctx.epochs = epoch, step.epochs
             model.train()
-            if "embed" not in step.params:
+            if "embed" not in step.params and step.embed_bn == "eval":
                 model.embed.eval()
             t = time.time()
             before = dist.snapshot(ctx.state)
@@ -209,6 +216,30 @@ class Session:
             leave=False,
             dynamic_ncols=True,
         )
+
+
+def head_as_train(step: TrainHead) -> Train:
+    """A :class:`TrainHead` on augmented images as the :class:`Train` step that runs it.
+
+    Only the head's parameters train; the frozen embedding sees each batch's weak view with
+    BatchNorm in ``step.bn_mode``; a reset happens once, at the step's first epoch (resume-safe).
+    """
+    return Train(
+        step.name,
+        step.epochs,
+        functools.partial(Method.ce_loss, head=step.head),
+        params=(f"heads.{step.head}",),
+        pool=step.pool,
+        sampling=step.sampling,
+        batch_size=step.batch_size,
+        lr=step.lr,
+        momentum=step.momentum,
+        weight_decay=step.weight_decay,
+        schedule=step.schedule,
+        reset_heads=(step.head,) if step.reset else (),
+        embed_bn=step.bn_mode,
+        epoch_size=step.epoch_size,
+    )
 
 
 def params_of(model: torch.nn.Module, names: tuple[str, ...]) -> list[torch.nn.Parameter]:

@@ -23,6 +23,9 @@ from typing import Any, Literal
 import torch
 
 Pool = Literal["labeled", "labeled+pseudo"]
+#: Draws per epoch: ``pool`` = the pool's size; ``balanced`` = its largest class times the
+#: number of classes (the length of Kang et al.'s ClassAwareSampler).
+EpochSize = Literal["pool", "balanced"]
 
 
 @dataclass
@@ -60,16 +63,33 @@ class Train:
     nesterov: bool = False
     schedule: Literal["cosine", "step", "constant"] = "cosine"
     milestones: tuple[float, ...] = ()
+    step_gamma: float = 0.01
     warmup_epochs: int = 0
     steps_per_epoch: int | None = None
     ema_decay: float | None = None
     reset_heads: tuple[str, ...] = ()
     on_epoch_end: Callable[[StepContext], None] | None = None
+    embed_bn: Literal["eval", "train"] = "eval"
+    epoch_size: EpochSize = "pool"
 
 
 @dataclass
 class TrainHead:
-    """Train one head on cached features of a frozen embedding (cRT, Kang et al. 2020)."""
+    """Train one head on features of a frozen embedding (cRT, Kang et al. 2020).
+
+    ``features="cached"`` extracts un-augmented features once (eval mode) and trains on them;
+    ``"augmented"`` runs every batch's augmented images through the frozen embedding (an
+    ordinary :class:`Train` epoch on the head's parameters only), with its BatchNorm layers in
+    ``bn_mode`` (``eval``: running statistics untouched; ``train``: batch statistics, running
+    statistics updated). ``schedule`` is ``cosine`` or ``constant`` (no decay).
+    ``epoch_size``: ``pool`` draws per epoch (|pool|) or ``balanced`` (largest class x C).
+
+    Kang et al.'s released cRT (facebookresearch/classifier-balancing, run_networks.py) is
+    ``features="augmented", bn_mode="train", epoch_size="pool"``: every network is put in
+    ``train()`` mode each epoch (the frozen backbone's BatchNorm uses batch statistics and
+    updates its running ones), and an epoch stops after ``int(|D| / batch)`` steps although
+    the ClassAwareSampler's length is largest class x C.
+    """
 
     name: str
     head: str
@@ -81,6 +101,10 @@ class TrainHead:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     reset: bool = True
+    features: Literal["cached", "augmented"] = "cached"
+    bn_mode: Literal["eval", "train"] = "eval"
+    schedule: Literal["cosine", "constant"] = "cosine"
+    epoch_size: EpochSize = "pool"
 
 
 @dataclass

@@ -37,7 +37,8 @@ def test_plan_is_one_alternate_loop_without_kl():
     assert pseudo.head == "balanced" and pseudo.key == "pseudo"
     assert tune.epochs == 200 and tune.pool == "labeled+pseudo" and tune.sampling == "random"
     assert tune.params == ("embed", "heads.random") and tune.on_epoch_end is None
-    assert cls1.pool == "labeled" and cls1.sampling == "class_balanced" and cls1.reset
+    assert cls1.pool == "labeled+pseudo" and cls1.sampling == "class_balanced" and cls1.reset
+    assert cls0.features == cls1.features == "augmented" and cls0.bn_mode == cls1.bn_mode == "train"
     assert final.key == "pseudo_final"  # diagnostic only: not the key training reads
     assert not any(isinstance(s, Call) for s in plan)
 

@@ -49,7 +49,7 @@ from ..losses import kl_consistency
 from ..registry import register_method
 from ..stages import Batch, Call, Evaluate, PseudoLabel, Step, StepContext, Train, TrainHead
 from .base import BaseConfig, Method
-from .decoupling import Decoupling, decoupling_init
+from .decoupling import Decoupling, DecouplingConfig, decoupling_init
 
 #: The initialisation's quick settings are decoupling's, so alternate vs decoupling is fair.
 INIT_QUICK: dict[str, Any] = dict(Decoupling.Config.PROFILES.get("quick", {}))
@@ -58,7 +58,7 @@ Sampling = Literal["random", "class_balanced"]
 
 
 @dataclass
-class AlternateConfig(BaseConfig):
+class AlternateConfig(DecouplingConfig):
     """Alternate-sampling settings (defaults: paper Appendix A).
 
     Attributes:

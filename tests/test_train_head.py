@@ -1,0 +1,95 @@
+"""Classifier re-training (TrainHead): cached features vs augmented images (Kang et al.'s cRT)."""
+
+import pytest
+import torch
+
+from sslt_bench import session as session_mod
+from sslt_bench.config import build_config
+from sslt_bench.engine import epoch_draws
+from sslt_bench.methods.decoupling import DecouplingConfig
+from sslt_bench.runner import Runner, RunSpec
+from sslt_bench.samplers import balanced_epoch_size, epoch_order
+from sslt_bench.stages import TrainHead
+
+
+def _states_around_steps(tmp_path, monkeypatch, overrides):
+    """Run decoupling on digits; the model's state before and after each plan step."""
+    states = []
+    original = session_mod.Session.run_step
+
+    def spy(self, step):
+        before = {k: v.clone() for k, v in self.ctx.model.state_dict().items()}
+        original(self, step)
+        after = {k: v.clone() for k, v in self.ctx.model.state_dict().items()}
+        states.append((step, before, after))
+
+    monkeypatch.setattr(session_mod.Session, "run_step", spy)
+    spec = RunSpec(
+        method="decoupling",
+        dataset="digits-sslt",
+        out=tmp_path,
+        progress=False,
+        device="cpu",
+        overrides=("epochs=1", "head_epochs=1", *overrides),
+    )
+    rec = Runner(spec).run()
+    assert rec["status"] == "ok"
+    (head_step,) = [s for s in states if isinstance(s[0], TrainHead)]
+    return head_step
+
+
+def _changed(before, after, prefix, kind):
+    keys = [k for k in before if k.startswith(prefix) and kind(k)]
+    assert keys
+    return {k for k in keys if not torch.equal(before[k], after[k])}
+
+
+def _is_bn_stat(k):
+    return k.endswith(("running_mean", "running_var"))
+
+
+@pytest.mark.parametrize(
+    ("features", "bn", "bn_stats_move"),
+    [("augmented", "train", True), ("augmented", "eval", False), ("cached", "train", False)],
+)
+def test_crt_trains_only_the_head_and_bn_follows_the_mode(
+    tmp_path, monkeypatch, features, bn, bn_stats_move
+):
+    step, before, after = _states_around_steps(
+        tmp_path, monkeypatch, (f"head_features={features}", f"head_bn={bn}")
+    )
+    assert step.features == features and step.bn_mode == bn
+    weights = _changed(
+        before, after, "embed.", lambda k: not _is_bn_stat(k) and "num_batches" not in k
+    )
+    assert weights == set()  # the embedding is frozen
+    stats = _changed(before, after, "embed.", _is_bn_stat)
+    assert bool(stats) == bn_stats_move  # reference cRT: batch statistics, running ones updated
+    assert _changed(before, after, "heads.balanced.", lambda k: True)  # g trained
+    assert _changed(before, after, "heads.random.", lambda k: True) == set()  # g' untouched
+
+
+def test_profiles_reference_crt_for_paper_cached_for_quick():
+    paper, quick = build_config(DecouplingConfig, "paper"), build_config(DecouplingConfig, "quick")
+    assert (paper.head_features, paper.head_bn, paper.head_epoch_size) == (
+        "augmented",
+        "train",
+        "pool",
+    )
+    assert quick.head_features == "cached"
+
+
+def test_balanced_epoch_has_largest_class_times_classes_draws():
+    labels = torch.tensor([0] * 7 + [1] * 3 + [3] * 1)  # class 2 absent: C present = 3
+    assert balanced_epoch_size(labels, 4) == 21
+    gen = torch.Generator().manual_seed(0)
+    order = epoch_order(labels, "class_balanced", gen, 4, size=21)
+    assert len(order) == 21
+    per_class = torch.bincount(labels[order], minlength=4)
+    assert per_class[2] == 0 and per_class.sum() == 21
+    assert len(epoch_order(labels, "random", gen, 4, size=25)) == 25
+    step = TrainHead("c", "balanced", 1, epoch_size="balanced")
+    assert epoch_draws(step, labels, 4) == 21
+    assert epoch_draws(TrainHead("c", "balanced", 1), labels, 4) is None  # pool: |pool| draws
+    random_epoch = epoch_order(labels, "random", gen, 4, size=22)
+    assert torch.equal(torch.bincount(random_epoch, minlength=11), torch.full((11,), 2))
