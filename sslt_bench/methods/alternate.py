@@ -24,6 +24,14 @@ pseudo-label accuracy on U per loop (per many/medium/few), are recorded as diagn
 Table 2 ablations are config fields (``stage2_sampling``, ``stage3_sampling``,
 ``classifier_pool``, ``embed_uses_unlabeled``).
 
+``recipe``: ``paper`` (default) follows the paper's text as above; ``released`` follows the
+authors' code (github BoLiu-SVCL/SSLT, alternate.py / init_train.py): one classifier g trained
+in stage 2 (no separate g') and stage 3; KL target reset to uniform at every loop start;
+stage 2 SGD lr 0.01 Nesterov, x0.1 at 80% (epoch 40 of 50); stage 3 lr 0.001 constant for 20
+epochs on augmented images through f in eval mode; init classifier 20 epochs with f's BN in
+eval mode. Each difference is its own field (``RECIPES``; docs/fidelity.md lists them with
+the reference lines), and a profile's or ``--set`` value wins over the recipe's.
+
 Profiles: ``paper`` 200 init epochs + 10 classifier epochs, 5 loops x (40 stage-2 epochs + 10
 classifier epochs), SGD lr 0.1 cosine per stage, momentum 0.9, wd 5e-4, lambda 1.
 ``quick``: the same init as ``decoupling``'s quick profile (30 + 10 epochs), then 2 loops x 8
@@ -57,16 +65,81 @@ INIT_QUICK: dict[str, Any] = dict(Decoupling.Config.PROFILES.get("quick", {}))
 Sampling = Literal["random", "class_balanced"]
 
 
+class _Field(str):
+    """A recipe value that is another config field's value (``lr``, ``head_epochs``)."""
+
+
+#: What each recipe sets in the fields left unset (``None``) by profile and ``--set``.
+#: ``paper``: the paper's text (Section 3.4, Appendix A). ``released``: the authors' code
+#: (github BoLiu-SVCL/SSLT, alternate.py and init_train.py; docs/fidelity.md has the lines).
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {
+        "loop_epochs": 40,
+        "first_epoch_target": "carry",
+        "stage2_head": "random",
+        "stage2_lr": _Field("lr"),
+        "stage2_schedule": "cosine",
+        "stage2_milestones": (),
+        "stage2_nesterov": False,
+        "stage3_lr": _Field("lr"),
+        "stage3_epochs": _Field("head_epochs"),
+        "stage3_schedule": "cosine",
+        "stage3_features": "cached",
+        "init_head_epochs": _Field("head_epochs"),
+        "head_bn": "train",
+    },
+    "released": {
+        "loop_epochs": 50,
+        "first_epoch_target": "uniform",
+        "stage2_head": "balanced",
+        "stage2_lr": 0.01,
+        "stage2_schedule": "step",
+        "stage2_milestones": (0.8,),
+        "stage2_nesterov": True,
+        "stage3_lr": 0.001,
+        "stage3_epochs": 20,
+        "stage3_schedule": "constant",
+        "stage3_features": "augmented",
+        "init_head_epochs": 20,
+        "head_bn": "eval",
+    },
+}
+
+
 @dataclass
 class AlternateConfig(DecouplingConfig):
     """Alternate-sampling settings (defaults: paper Appendix A).
 
+    Fields marked *recipe* default to ``None`` and are filled from ``RECIPES[recipe]``; a
+    profile's or the user's value wins, so each difference can be switched alone.
+
     Attributes:
+        recipe: ``paper`` (the paper's text) or ``released`` (the authors' released code).
         loops: alternate-learning loops N.
-        loop_epochs: stage-2 (f and g' on D ∪ U') epochs per loop.
+        loop_epochs: stage-2 epochs per loop (recipe: 40 paper, 50 released).
         kl_weight: lambda of the KL temporal-consistency term (eq. 3).
         first_epoch_target: KL target in a loop's first stage-2 epoch: ``carry`` (the previous
-            loop's last-epoch probabilities; term skipped in loop 1), ``uniform`` or ``skip``.
+            loop's last-epoch probabilities; term skipped in loop 1), ``uniform`` (reset at
+            every loop start, released) or ``skip`` (recipe).
+        stage2_head: head trained with f in stage 2 and given the KL term: ``random`` (a
+            separate g', the paper) or ``balanced`` (one classifier for stages 2 and 3,
+            released) (recipe).
+        stage2_lr: stage-2 learning rate (recipe: ``lr``; released 0.01).
+        stage2_schedule: ``cosine``, ``step`` or ``constant`` per loop (recipe).
+        stage2_milestones: fractions of a loop's stage 2 where ``step`` decays (recipe:
+            released (0.8,), epoch 40 of 50).
+        stage2_gamma: factor of each ``step`` decay (released 0.1).
+        stage2_nesterov: Nesterov momentum in stage 2 (recipe: released true).
+        stage3_lr: stage-3 learning rate (recipe: ``lr``; released 0.001).
+        stage3_epochs: stage-3 epochs (recipe: ``head_epochs``; released 20).
+        stage3_schedule: ``cosine`` or ``constant`` (recipe).
+        stage3_features: ``cached`` un-augmented features or ``augmented`` images through
+            the frozen f (recipe).
+        stage3_bn: BatchNorm mode of f for ``augmented`` stage 3 (released: ``eval``).
+        init_head_epochs: epochs of the initialisation's classifier g (recipe: ``head_epochs``;
+            released 20).
+        head_bn: BatchNorm of f in the initialisation's ``augmented`` cRT (decoupling's field;
+            recipe: ``train`` as Kang et al.'s code, ``eval`` as the released SSLT code).
         stage2_sampling: sampling of stage 2 (``class_balanced`` balances on pseudo labels).
         stage3_sampling: sampling of stage 3 (classifier g).
         classifier_pool: stage-3 data: ``labeled`` (D, the paper) or ``labeled+pseudo``.
@@ -74,10 +147,24 @@ class AlternateConfig(DecouplingConfig):
         classifier_reset: re-initialise g before each stage 3 (paper: no).
     """
 
+    recipe: Literal["paper", "released"] = "paper"
     loops: int = in_range(5, "[1, inf)")
-    loop_epochs: int = in_range(40, "[1, inf)")
+    loop_epochs: int | None = in_range(None, "[1, inf)")
     kl_weight: float = in_range(1.0, "[0, inf)")
-    first_epoch_target: Literal["carry", "uniform", "skip"] = "carry"
+    first_epoch_target: Literal["carry", "uniform", "skip"] | None = None
+    stage2_head: Literal["random", "balanced"] | None = None
+    stage2_lr: float | None = in_range(None, "(0, inf)")
+    stage2_schedule: Literal["cosine", "step", "constant"] | None = None
+    stage2_milestones: tuple[float, ...] | None = in_range(None, "(0, 1]")
+    stage2_gamma: float = in_range(0.1, "(0, 1]")
+    stage2_nesterov: bool | None = None
+    stage3_lr: float | None = in_range(None, "(0, inf)")
+    stage3_epochs: int | None = in_range(None, "[0, inf)")
+    stage3_schedule: Literal["cosine", "constant"] | None = None
+    stage3_features: Literal["cached", "augmented"] | None = None
+    stage3_bn: Literal["eval", "train"] = "eval"
+    init_head_epochs: int | None = in_range(None, "[0, inf)")
+    head_bn: Literal["eval", "train"] | None = None
     stage2_sampling: Sampling = "random"
     stage3_sampling: Sampling = "class_balanced"
     classifier_pool: Literal["labeled", "labeled+pseudo"] = "labeled"
@@ -88,6 +175,12 @@ class AlternateConfig(DecouplingConfig):
         "quick": {**INIT_QUICK, "loops": 2, "loop_epochs": 8}
     }
     SMOKE: ClassVar[dict[str, Any]] = {**BaseConfig.SMOKE, "loops": 2, "loop_epochs": 1}
+
+    def __post_init__(self) -> None:
+        """Fill the recipe fields left ``None`` from ``RECIPES[recipe]``."""
+        for name, value in RECIPES[self.recipe].items():
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(self, value) if isinstance(value, _Field) else value)
 
 
 def alternate_loops(
@@ -103,13 +196,21 @@ def alternate_loops(
     classifier_reset: bool = False,
     loop_start: Callable[[StepContext], None] | None = None,
     on_epoch_end: Callable[[StepContext], None] | None = None,
+    stage2_head: str = "random",
+    stage2_kwargs: dict[str, Any] | None = None,
+    stage3_kwargs: dict[str, Any] | None = None,
 ) -> list[Step]:
     """The steps after a Decoupling initialisation: ``loops`` x (pseudo-label, f+g', g).
 
     Shared by ``alternate`` and ``pseudo-label+decoupling`` (one loop, CE only). Adds a test
     evaluation of f and g after the initialisation and after every loop, and a final
     pseudo-labelling of U into ``state["pseudo_final"]`` (diagnostics only, never trained on).
+    ``stage2_head`` is the head trained with f (``balanced``: one classifier in both stages);
+    ``stage2_kwargs``/``stage3_kwargs`` replace the method's ``train_kwargs()``/
+    ``head_kwargs()`` (per-stage optimiser settings).
     """
+    embed_kw = method.train_kwargs() if stage2_kwargs is None else stage2_kwargs
+    head_kw = method.head_kwargs() if stage3_kwargs is None else stage3_kwargs
     steps: list[Step] = [Evaluate("init/eval", "balanced")]
     for k in range(1, loops + 1):
         steps.append(PseudoLabel(f"loop{k}/pseudo", "balanced"))
@@ -120,11 +221,11 @@ def alternate_loops(
                 f"loop{k}/embed",
                 loop_epochs,
                 loss,
-                params=("embed", "heads.random"),
+                params=("embed", f"heads.{stage2_head}"),
                 pool="labeled+pseudo" if embed_uses_unlabeled else "labeled",
                 sampling=stage2_sampling,
                 on_epoch_end=on_epoch_end,
-                **method.train_kwargs(),
+                **embed_kw,
             ),
             TrainHead(
                 f"loop{k}/classifier",
@@ -132,7 +233,7 @@ def alternate_loops(
                 pool=classifier_pool,
                 sampling=stage3_sampling,
                 reset=classifier_reset,
-                **method.head_kwargs(),
+                **head_kw,
             ),
             Evaluate(f"loop{k}/eval", "balanced"),
         ]
@@ -155,7 +256,7 @@ class Alternate(Method):
     def plan(self) -> list[Step]:
         """Decoupling initialisation, then ``loops`` alternate-learning loops."""
         c = self.cfg
-        return decoupling_init(self) + alternate_loops(
+        return decoupling_init(self, epochs=c.init_head_epochs) + alternate_loops(
             self,
             c.loops,
             c.loop_epochs,
@@ -167,6 +268,23 @@ class Alternate(Method):
             classifier_reset=c.classifier_reset,
             loop_start=self.loop_start,
             on_epoch_end=self.roll_epoch,
+            stage2_head=c.stage2_head,
+            stage2_kwargs={
+                **self.train_kwargs(),
+                "lr": c.stage2_lr,
+                "schedule": c.stage2_schedule,
+                "milestones": tuple(c.stage2_milestones),
+                "step_gamma": c.stage2_gamma,
+                "nesterov": c.stage2_nesterov,
+            },
+            stage3_kwargs={
+                **self.head_kwargs(),
+                "epochs": c.stage3_epochs,
+                "lr": c.stage3_lr,
+                "schedule": c.stage3_schedule,
+                "features": c.stage3_features,
+                "bn_mode": c.stage3_bn,
+            },
         )
 
     def loop_start(self, ctx: StepContext) -> None:
@@ -194,8 +312,12 @@ class Alternate(Method):
         seen.fill_(False)
 
     def semi_loss(self, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Eq. 3: CE of g' on D ∪ U' + lambda * KL(previous-epoch || this-epoch) of g'."""
-        logits = ctx.model(batch.x, "random")
+        """Eq. 3: CE of the stage-2 head on D ∪ U' + lambda * KL(previous || this epoch).
+
+        The head is g' (paper) or g (released). The released code's soft cross-entropy to the
+        previous predictions differs from this KL by the target's entropy: same gradients.
+        """
+        logits = ctx.model(batch.x, self.cfg.stage2_head)
         ce = F.cross_entropy(logits, batch.y)
         s, idx = ctx.state, batch.idx
         kl = kl_consistency(logits, s["tc_prev"][idx], s["tc_has_prev"][idx])
