@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from sslt_bench.config import build_config
 from sslt_bench.errors import UsageError
@@ -78,3 +79,43 @@ def test_runs_on_digits_with_diagnostics(tmp_path):
     assert [e["step"] for e in hist["evals"]] == ["init/eval", "loop1/eval"]
     tune = [e for e in hist["epochs"] if e["step"] == "loop1/embed"]
     assert len(tune) == 2 and "kl" not in tune[0]
+
+
+@pytest.mark.parametrize("pool", ["labeled+pseudo", "labeled"])
+def test_classifier_pool_is_what_the_last_classifier_trains_on(tmp_path, monkeypatch, pool):
+    """labeled+pseudo: g's re-training sees D's labels then U's pseudo labels; labeled: D."""
+    from sslt_bench import session as session_mod
+
+    calls = []
+    original = session_mod.train_head
+
+    def spy(step, model, feats, labels, gen, num_classes):
+        calls.append((step.name, feats.shape[0], labels.clone()))
+        return original(step, model, feats, labels, gen, num_classes)
+
+    monkeypatch.setattr(session_mod, "train_head", spy)
+    spec = RunSpec(
+        method="pseudo-label+decoupling",
+        dataset="digits-sslt",
+        out=tmp_path,
+        progress=False,
+        device="cpu",
+        overrides=(
+            "epochs=1",
+            "head_epochs=1",
+            "finetune_epochs=1",
+            "head_features=cached",
+            f"classifier_pool={pool}",
+        ),
+    )
+    rec = Runner(spec).run()
+    ckpt = tmp_path / "checkpoints" / f"{rec['run_id']}.pt"
+    pseudo = torch.load(ckpt, weights_only=True)["state"]["pseudo"]
+    (init_name, n_l, d_labels), (name, n, labels) = calls
+    assert (init_name, name) == ("classifier", "loop1/classifier")
+    assert n_l == rec["split"]["labeled"] == len(d_labels)
+    assert torch.equal(labels[:n_l], d_labels)
+    if pool == "labeled":
+        assert n == n_l
+    else:
+        assert n == n_l + len(pseudo) and torch.equal(labels[n_l:], pseudo)
