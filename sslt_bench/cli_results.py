@@ -117,6 +117,13 @@ def plot_per_class(folders, dataset, method, output) -> None:
     _plot("per-class", folders, dataset, method, output)
 
 
+@plot.command("per-class-bars")
+@_plot_opts
+def plot_per_class_bars(folders, dataset, method, output) -> None:
+    """Test accuracy per class as bars, methods side by side at each labeled count (log x)."""
+    _plot("per-class-bars", folders, dataset, method, output)
+
+
 @plot.command("pseudo-labels")
 @_plot_opts
 def plot_pseudo_labels(folders, dataset, method, output) -> None:

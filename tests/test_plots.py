@@ -161,3 +161,60 @@ def test_leaderboard_script_is_byte_reproducible(results, tmp_path, monkeypatch)
     assert "![toy-sslt per-class](plots/toy-sslt-per-class.png)" in page
     assert "**toy-sslt (imbalance_ratio=20) · profile quick · small-cnn · split 11112222**" in page
     assert "| alternate | 2 | **" in page  # the compact block: alternate first, best in bold
+
+
+def test_method_style_fixed_distinct_and_deterministic():
+    from sslt_bench.plot_style import FIXED
+    from sslt_bench.registry import METHODS
+
+    new = ["fixmatch+darp", "fixmatch+acr", "simpro", "zz-future"]  # e.g. FixMatch family
+    for n in new:
+        METHODS.register(n)(type(n, (), {}))
+    try:
+        styles = {n: plots.method_style(n) for n in METHODS.names()}
+    finally:
+        for n in new:
+            METHODS.unregister(n)
+    pairs = [(s["color"], s["marker"]) for s in styles.values()]
+    assert len(set(pairs)) == len(pairs)  # every method looks different
+    assert len({s["color"] for n, s in styles.items() if n in FIXED}) == len(FIXED)
+    assert plots.method_style("alternate") == {"color": "#332288", "marker": "o"}
+    assert plots.method_style("fixmatch+darp") == plots.method_style("fixmatch+darp")
+
+
+def test_legend_outside_labels_by_method_setting_in_title():
+    recs = [rec("erm", 0), rec("alternate", 0)]
+    recs.append(dict(rec("erm", 0), data_params={"imbalance_ratio": 50.0}, split_hash="5" * 16))
+    for kind in ("per-class", "per-class-bars", "pseudo-labels", "curves"):
+        fig, _ = plots.figure(kind, recs)
+        axes = fig.axes
+        assert all(ax.get_legend() is None for ax in axes), kind  # no legend box on the curves
+        (leg,) = fig.legends
+        labels = [t.get_text() for t in leg.get_texts()]
+        assert set(labels) <= {"erm", "alternate"} and "erm" in labels, (kind, labels)
+    fig, _ = plots.figure("per-class", recs)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [
+        "toy-sslt (imbalance_ratio=20)\nprofile quick · small-cnn · split 11112222",
+        "toy-sslt (imbalance_ratio=50)\nprofile quick · small-cnn · split 55555555",
+    ]
+    colors = {ln.get_label(): ln.get_color() for ax in fig.axes for ln in ax.lines}
+    assert colors == {n: plots.method_style(n)["color"] for n in ("alternate", "erm")}
+
+
+def test_per_class_bars_side_by_side_per_count():
+    recs = [rec("erm", 0), rec("erm", 1), rec("alternate", 0, offset=5.0)]
+    fig, _ = plots.figure("per-class-bars", recs)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log" and len([p for p in ax.patches if p.get_label()]) >= 0
+    bars = [p for c in ax.containers for p in c]
+    assert len(bars) == 2 * len(set(COUNTS))  # one bar per method and labeled count
+    by_method = [list(c) for c in ax.containers]  # alternate first (method order), then erm
+    for a, e in zip(by_method[0], by_method[1], strict=True):
+        assert a.get_x() + a.get_width() <= e.get_x() * 1.000001  # side by side, not stacked
+        centre = (a.get_x() * (e.get_x() + e.get_width())) ** 0.5
+        assert any(abs(centre / n - 1) < 0.05 for n in COUNTS)  # the group sits at its count
+    two = sorted(COUNTS).index(2)
+    assert by_method[1][two].get_height() == pytest.approx(20.0 + 2 * 2 + 0.5)  # mean of seeds
+    assert by_method[0][two].get_height() == pytest.approx(20.0 + 2 * 2 + 5.0)
+    assert len([p for p in ax.patches if p not in bars]) == 3  # many, medium, few bands

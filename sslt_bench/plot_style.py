@@ -1,0 +1,86 @@
+"""One look for every plot: a fixed colour and marker per method, titles, the legend.
+
+Colours are Paul Tol's colour-blind-safe "muted" scheme plus black. The built-in methods have
+fixed (colour, marker) pairs; any other method gets an unused pair deterministically
+(:func:`method_style`), so a method looks the same in every plot of the project.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .layout import Block
+
+#: Paul Tol's "muted" scheme (colour-blind safe) and black.
+COLORS = (
+    "#332288",
+    "#88CCEE",
+    "#44AA99",
+    "#117733",
+    "#999933",
+    "#DDCC77",
+    "#CC6677",
+    "#882255",
+    "#AA4499",
+    "#000000",
+)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+#: Fixed (colour, marker) of the built-in methods; others get unused pairs (method_style).
+FIXED = {
+    "alternate": ("#332288", "o"),
+    "decoupling": ("#88CCEE", "s"),
+    "pseudo-label+decoupling": ("#44AA99", "^"),
+    "erm": ("#000000", "D"),
+    "ldam-drw": ("#CC6677", "v"),
+    "pseudo-label+ldam": ("#882255", "P"),
+    "mean-teacher+ldam": ("#AA4499", "X"),
+    "fixmatch": ("#999933", "*"),
+    "salsa": ("#DDCC77", "<"),
+}
+
+
+def method_style(name: str) -> dict[str, str]:
+    """Colour and marker of method ``name``, the same in every plot.
+
+    Built-in methods have fixed pairs (:data:`FIXED`); every other registered method (and
+    ``name`` if unregistered) gets the next unused (colour, marker) pair in the order of its
+    name, so all registered methods differ and the assignment is deterministic.
+    """
+    if name in FIXED:
+        color, marker = FIXED[name]
+        return {"color": color, "marker": marker}
+    from .registry import METHODS
+
+    used = set(FIXED.values())
+    free = [(c, m) for m in MARKERS for c in COLORS if (c, m) not in used]
+    others = sorted((set(METHODS.names()) | {name}) - set(FIXED))
+    color, marker = free[others.index(name) % len(free)]
+    return {"color": color, "marker": marker}
+
+
+def line_style(method: str, label: str) -> dict[str, Any]:
+    """Plot keywords of a line: the method's style; dashed if a configuration is set apart."""
+    return method_style(method) | {"ls": "-" if label == method else "--", "label": label}
+
+
+def mean(vals: list[float | None]) -> float:
+    """Mean of the values that are not ``None`` (NaN when there are none)."""
+    vals = [v for v in vals if v is not None]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def title(block: Block) -> str:
+    """A block's title on two lines: the data set setting, then profile, backbone, split."""
+    setting, _, rest = block.title.partition(" · ")
+    return f"{setting}\n{rest}"
+
+
+def legend(fig, axes) -> None:
+    """One legend for ``fig``, outside the axes on the right, one entry per label."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside right upper", fontsize=8)
