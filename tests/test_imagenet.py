@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from sslt_bench.config import check_config
 from sslt_bench.datasets.imagenet import (
     ImageNetParams,
     ImageNetSSLT,
@@ -13,7 +14,6 @@ from sslt_bench.datasets.imagenet import (
     lomax_counts,
     write_tiny_jpegs,
 )
-from sslt_bench.config import check_config
 from sslt_bench.errors import UsageError
 from sslt_bench.split import splits_by_threshold
 
@@ -99,3 +99,79 @@ def test_build_errors_name_where_it_looked(tree, tmp_path):
         ImageNetSSLT.build(ImageNetParams(num_classes=5, n_max=2), 0, tree)
     with pytest.raises(UsageError, match="n_max must be >= 1, got 0"):
         check_config(ImageNetParams(n_max=0))  # ranges: field metadata, one generic check
+
+
+# -- the authors' released split lists ---------------------------------------------------------
+def _write_lists(folder, tree_base, train, ext, test):
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, rows in (("train", train), ("ext", ext), ("test", test)):
+        text = "".join(f"{rel} {y}\n" for rel, y in rows)
+        (folder / f"ImageNet_SSLT_{part}.txt").write_text(text)
+
+
+def test_released_lists_build_their_split(tree, tmp_path):
+    from sslt_bench.datasets.imagenet import ImageNetParams as P
+
+    # their labels: n03 -> 0, n01 -> 1, ... (not wnid order); D counts 3, 2, 1, 1, 1
+    order = ["n03", "n01", "n02", "n04", "n05"]
+    d_counts = [3, 2, 1, 1, 1]
+    train, ext, test = [], [], []
+    for y, (wnid, n) in enumerate(zip(order, d_counts, strict=True)):
+        train += [(f"train/{wnid}/img{k:03d}.JPEG", y) for k in range(n)]
+        ext += [(f"train/{wnid}/img{k:03d}.JPEG", y) for k in range(n, n + 2)]
+        test += [(f"val/{wnid}/img000.JPEG", y)]
+    _write_lists(tmp_path / "lists", tree, train, ext, test)
+    params = P(
+        num_classes=5, image_size=16, split_source="released", split_lists=str(tmp_path / "lists")
+    )
+    data = ImageNetSSLT.build(params, 0, tree)
+    s = data.split
+    assert s.class_names == tuple(order)
+    assert s.labeled_counts.tolist() == d_counts and s.unlabeled_counts.tolist() == [2] * 5
+    base = tree / "imagenet"
+    got = [
+        (data.train.paths[i].relative_to(base).as_posix(), int(y))
+        for i, y in zip(s.labeled_idx, s.labeled_y, strict=True)
+    ]
+    assert got == train
+    got = [
+        (data.test.paths[i].relative_to(base).as_posix(), int(y))
+        for i, y in zip(s.test_idx, s.test_y, strict=True)
+    ]
+    assert got == test
+    for i, y in zip(s.unlabeled_idx, s.unlabeled_y_hidden, strict=True):
+        assert data.train.paths[i].parent.name == s.class_names[y]
+
+
+def test_released_list_errors_name_file_and_line(tree, tmp_path):
+    from sslt_bench.datasets._released_lists import read_split_list
+    from sslt_bench.datasets.imagenet import ImageNetParams as P
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("train/n01/img000.JPEG 0\n\ntrain/n01/img001.JPEG x\n")
+    with pytest.raises(UsageError, match=r"bad.txt:3: expected"):
+        read_split_list(bad)
+    bad.write_text("a/b.JPEG 0\na/b.JPEG 0\n")
+    with pytest.raises(UsageError, match=r"bad.txt:2: a/b.JPEG is listed twice"):
+        read_split_list(bad)
+    with pytest.raises(UsageError, match="not found; the authors' lists are at"):
+        read_split_list(tmp_path / "none.txt")
+    rows = [(f"train/{w}/img000.JPEG", y) for y, w in enumerate(SIZES)]
+    _write_lists(tmp_path / "l", tree, rows, [("train/n01/img999.JPEG", 0)], rows)
+    params = P(
+        num_classes=5, image_size=16, split_source="released", split_lists=str(tmp_path / "l")
+    )
+    with pytest.raises(UsageError, match="ext list names train/n01/img999.JPEG, not found"):
+        ImageNetSSLT.build(params, 0, tree)
+    _write_lists(
+        tmp_path / "m",
+        tree,
+        [("train/n01/img000.JPEG", 0), ("train/n02/img000.JPEG", 0)],
+        [("train/n01/img005.JPEG", 0)],
+        rows,
+    )
+    params = P(
+        num_classes=5, image_size=16, split_source="released", split_lists=str(tmp_path / "m")
+    )
+    with pytest.raises(UsageError, match="label 0 names two folders"):
+        ImageNetSSLT.build(params, 0, tree)

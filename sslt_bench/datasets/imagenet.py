@@ -23,6 +23,14 @@ every class j, so |U| = 4|D| = 164,536. Test: every validation image (50,000). M
 by the thresholds above. ``sslt-bench splits show --dataset imagenet-sslt --counts-only``
 prints the counts without the images.
 
+Released split: ``--set split_source=released`` (optionally ``split_lists=DIR``, default
+``ROOT/ImageNet_SSLT``) reads the authors' lists ImageNet_SSLT_{train,ext,test}.txt (github
+BoLiu-SVCL/SSLT, data/ImageNet_SSLT/; format in :mod:`._released_lists`): D, U and the test set
+exactly as theirs, their class indices. Its sorted per-class labeled counts equal the profile
+above exactly (checked on their train list: 41,134 images, the same 1,000 counts; docs/
+fidelity.md); which class gets which count differs (their own draw). The leaderboard uses the
+generated split.
+
 Budgets: backbone ``resnet18`` (paper; the paper also reports ``--set backbone=resnet50``) in
 both profiles. Images stream from files (DataLoader workers, ``--workers``) resized to
 ``image_size`` squares: 224 in the paper; data parameters do not change with the profile, so on
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -43,6 +52,7 @@ from ..errors import UsageError
 from ..registry import register_dataset
 from ..split import Split, draw_per_class, splits_by_threshold
 from ._folders import scan_class_folders
+from ._released_lists import class_names_of, positions, released_split
 from .base import DatasetBuilder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -67,6 +77,9 @@ class ImageNetParams:
         many_above: many-shot if n > many_above.
         few_at_most: few-shot if n <= few_at_most.
         image_size: side of the decoded square images.
+        split_source: ``generated`` (the Lomax profile above, seeded) or ``released`` (the
+            authors' lists ImageNet_SSLT_{train,ext,test}.txt, same per-class counts).
+        split_lists: folder of the released lists; unset = ``ROOT/ImageNet_SSLT``.
     """
 
     num_classes: int = in_range(1000, "[1, inf)")
@@ -77,6 +90,8 @@ class ImageNetParams:
     many_above: int = in_range(100, "[1, inf)")
     few_at_most: int = in_range(10, "[0, inf)")
     image_size: int = in_range(224, "[8, inf)", split=False)
+    split_source: Literal["generated", "released"] = "generated"
+    split_lists: str | None = None
 
     def validate(self) -> None:
         """Cross-field checks (ranges are declared on the fields)."""
@@ -146,6 +161,39 @@ def write_tiny_jpegs(folder: Path, count: int, seed: int, size: int = 16) -> Non
         Image.fromarray(pixels).save(folder / f"img{k:03d}.JPEG", quality=90)
 
 
+def _data(params: ImageNetParams, split: Split, train_files: list, val_files: list) -> SSLTData:
+    train = FileSource([p for f in train_files for p in f], params.image_size)
+    test = FileSource([p for f in val_files for p in f], params.image_size)
+    pad = max(1, params.image_size // 8)
+    return SSLTData(split, train, test, IMAGENET_MEAN, IMAGENET_STD, crop_padding=pad)
+
+
+def _released(params: ImageNetParams, seed: int, base: Path, train_files, val_files) -> Split:
+    """The split of the authors' lists (their class indices; train/ and val/ item order)."""
+    lists = released_split(Path(params.split_lists or base / "ImageNet_SSLT"))
+    names = class_names_of(list(lists.values()), params.num_classes)
+    flat_train = [p for f in train_files for p in f]
+    (d_paths, d_y), (u_paths, u_y), (t_paths, t_y) = lists["train"], lists["ext"], lists["test"]
+    lab = positions(d_paths, flat_train, base, "train")
+    unl = positions(u_paths, flat_train, base, "ext")
+    if len(np.intersect1d(lab, unl)):
+        raise UsageError("the released train and ext lists share images")
+    counts = np.bincount(d_y, minlength=params.num_classes)
+    return Split(
+        dataset="imagenet-sslt",
+        params=vars(params).copy(),
+        seed=seed,
+        class_names=tuple(names),
+        labeled_idx=lab,
+        labeled_y=d_y,
+        unlabeled_idx=unl,
+        test_idx=positions(t_paths, [p for f in val_files for p in f], base, "test"),
+        test_y=t_y,
+        class_split=splits_by_threshold(counts, params.many_above, params.few_at_most),
+        unlabeled_y_hidden=u_y,
+    )
+
+
 @register_dataset(
     "imagenet-sslt",
     summary="ILSVRC-2012, Lomax(6, 1000) labeled counts 250..2 (41,134 images), 4x "
@@ -182,6 +230,9 @@ class ImageNetSSLT(DatasetBuilder):
                 f"{params.num_classes}; use --set num_classes={len(classes)} for a partial copy"
             )
         _, val_files = scan_class_folders(base / "val", classes, what="val")
+        if params.split_source == "released":
+            split = _released(params, seed, base, train_files, val_files)
+            return _data(params, split, train_files, val_files)
         sizes = np.array([len(f) for f in train_files])
         labels = np.repeat(np.arange(len(classes)), sizes)
         rng = np.random.default_rng(seed)
@@ -202,10 +253,7 @@ class ImageNetSSLT(DatasetBuilder):
             class_split=splits_by_threshold(n, params.many_above, params.few_at_most),
             unlabeled_y_hidden=labels[unl],
         )
-        train = FileSource([p for f in train_files for p in f], params.image_size)
-        test = FileSource([p for f in val_files for p in f], params.image_size)
-        pad = max(1, params.image_size // 8)
-        return SSLTData(split, train, test, IMAGENET_MEAN, IMAGENET_STD, crop_padding=pad)
+        return _data(params, split, train_files, val_files)
 
     @classmethod
     def smoke_fixture(cls, root: Path) -> tuple[Path | None, dict[str, str]]:
