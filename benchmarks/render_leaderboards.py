@@ -4,16 +4,22 @@
     python benchmarks/render_leaderboards.py --check    # exit 1 if anything would change
 
 Reads every record under leaderboards/records/ and writes, per data set, leaderboards/<data
-set>.md (the table with the paper's quoted numbers where the paper has them, notes,
-provenance, failed runs, embedded plots) and leaderboards/plots/<data set>-{per-class,curves,
-pseudo-labels}.{png,svg} (each only when some run recorded what it needs), plus
-leaderboards/README.md (index) and leaderboards/results.csv (one raw row per run), and the
-block between the ``<!-- leaderboard:DATASET -->`` and ``<!-- /leaderboard -->`` markers of the
-project README (that data set's table, with the paper's quoted rows, and per-class plot) and of
-every ``<!-- compare:DATASET METHOD BASELINE... -->`` block (``sslt-bench compare``'s paired
-tables and pseudo-label trajectories). The output
-depends only on the records: no dates, sorted everything, so re-running it reproduces the
-committed files byte for byte.
+set>.md (compact tables with the paper's quoted numbers where the paper has them, notes,
+provenance, failed runs, embedded plots) and leaderboards/plots/<data set>-{per-class,
+per-class-bars,curves,pseudo-labels}.{png,svg} (each only when some run recorded what it
+needs), plus leaderboards/README.md (index) and leaderboards/results.csv (one raw row per run).
+In the hand-written documents (the project README and leaderboards/analysis.md) it rewrites
+the body of every generated block from the same records:
+
+- ``<!-- leaderboard:DATASET [KEY=VALUE ...] [brief] -->`` ... ``<!-- /leaderboard -->``:
+  that data set's compact table (only the runs whose data parameters match the KEY=VALUE
+  filters); in full with the paper's quoted rows, notes, provenance and per-class plot, or
+  with ``brief`` the measured blocks alone;
+- ``<!-- compare:DATASET METHOD BASELINE... -->`` ... ``<!-- /compare -->``: ``sslt-bench
+  compare``'s paired tables and pseudo-label trajectories.
+
+The output depends only on the records: no dates, sorted everything, so re-running it
+reproduces the committed files byte for byte.
 """
 
 from __future__ import annotations
@@ -27,13 +33,14 @@ from sslt_bench import plots
 from sslt_bench.compare import paired_markdown, trajectory_markdown
 from sslt_bench.errors import UsageError
 from sslt_bench.records import atomic_write_bytes, load_records
-from sslt_bench.render import markdown, to_csv
+from sslt_bench.render import compact_markdown, markdown, to_csv
 from sslt_bench.table import build_board, is_ok
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "python benchmarks/render_leaderboards.py"
 PLOTS = {
     "per-class": "Per-class test accuracy against the class's labeled count",
+    "per-class-bars": "Per-class test accuracy, methods side by side",
     "curves": "Test accuracy along training",
     "pseudo-labels": "Pseudo-label accuracy on the unlabeled set per labelling step",
 }
@@ -95,6 +102,8 @@ def render_all(records_dir: Path) -> dict[str, bytes]:
         "\n".join(
             f"- [{ds}]({ds}.md): {sum(r['dataset'] == ds for r in recs)} runs" for ds in datasets
         ),
+        "What the cifar10-sslt numbers say (paired by seed, pseudo-label accuracy per loop, the "
+        "paper's quoted numbers): [analysis.md](analysis.md).",
     ]
     for ds in datasets:
         files.update(dataset_page(ds, [r for r in recs if r["dataset"] == ds]))
@@ -103,7 +112,11 @@ def render_all(records_dir: Path) -> dict[str, bytes]:
     return files
 
 
-README = ROOT / "README.md"
+#: Hand-written documents with generated blocks: path under --out -> (file, link prefix).
+DOCS = {
+    "../README.md": (ROOT / "README.md", "leaderboards/"),
+    "analysis.md": (ROOT / "leaderboards" / "analysis.md", ""),
+}
 START, END = "<!-- leaderboard:", "<!-- /leaderboard -->"
 
 
@@ -118,15 +131,37 @@ def replace_blocks(text: str, start: str, end: str, render) -> str:
     return "".join(out) + rest
 
 
-def readme_with_blocks(text: str, recs: list[dict]) -> str:
-    """``text`` with every ``<!-- leaderboard:DATASET -->`` block re-rendered from ``recs``."""
+def _matches(params: dict, filters: dict[str, str]) -> bool:
+    def same(have, want: str) -> bool:
+        try:
+            return float(have) == float(want)
+        except (TypeError, ValueError):
+            return str(have) == want
 
-    def render(dataset: str) -> str:
-        mine = [r for r in recs if r["dataset"] == dataset]
-        board = markdown(build_board(mine, with_paper=True)).rstrip("\n") if mine else "(no runs)"
-        plot = f"leaderboards/plots/{dataset}-per-class.png"
-        body = [board]
-        if mine and any(is_ok(r) for r in mine):
+    return all(k in params and same(params[k], v) for k, v in filters.items())
+
+
+def readme_with_blocks(text: str, recs: list[dict], prefix: str = "leaderboards/") -> str:
+    """``text`` with every ``<!-- leaderboard:DATASET [K=V ...] [brief] -->`` block re-rendered.
+
+    ``prefix`` leads the plot links from the document's folder to leaderboards/.
+    """
+
+    def render(spec: str) -> str:
+        dataset, *opts = spec.split()
+        filters = dict(o.split("=", 1) for o in opts if "=" in o)
+        mine = [
+            r
+            for r in recs
+            if r["dataset"] == dataset and _matches(r.get("data_params") or {}, filters)
+        ]
+        if not mine:
+            return "(no runs)"
+        if "brief" in opts:
+            return compact_markdown(build_board(mine))
+        body = [markdown(build_board(mine, with_paper=True)).rstrip("\n")]
+        if any(is_ok(r) for r in mine):
+            plot = f"{prefix}plots/{dataset}-per-class.png"
             body.append(f"![{dataset} per-class test accuracy]({plot})")
         return "\n\n".join(body)
 
@@ -162,10 +197,12 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="Only compare; exit 1 on differences.")
     args = ap.parse_args()
     files = render_all(args.records)
-    if README.is_file() and args.out.resolve() == (ROOT / "leaderboards").resolve():
+    if args.out.resolve() == (ROOT / "leaderboards").resolve():
         recs = load_records([args.records])
-        text = readme_with_comparisons(readme_with_blocks(README.read_text(), recs), recs)
-        files["../README.md"] = text.encode()
+        for rel, (path, prefix) in DOCS.items():
+            if path.is_file():
+                text = readme_with_blocks(path.read_text(), recs, prefix)
+                files[rel] = readme_with_comparisons(text, recs).encode()
     if args.check:
         stale = [
             rel

@@ -93,10 +93,16 @@ def _panels(fig, blks: list[Block], points, xlabel: str, what: str) -> None:
                 names = ["\n".join(sorted(ticks[x])) for x in xs]  # methods may name a step apart
                 ax.set_xticks(xs, names, rotation=45, ha="right", fontsize=7)
         row_axes[0].set_ylabel("accuracy (%)")
-        sub.suptitle(block.title, fontsize=9)
+        if sub is not fig:
+            sub.suptitle(block.title, fontsize=9)
     if not drawn:
         raise UsageError(f"none of the selected runs recorded {what}")
     legend(fig, axes)
+
+
+def _suptitle(fig, text: str, blks: list[Block]) -> None:
+    """The figure title; with one setting, its block title too (rows have their own)."""
+    fig.suptitle(f"{text}\n{blks[0].title}" if len(blks) == 1 else text)
 
 
 def _pseudo_points(rec):
@@ -125,10 +131,10 @@ def _curves(fig, dataset: str, blks: list[Block]) -> None:
             )
         kept = [k for k in kept if k.lines]
         _panels(fig, kept, _curve_points, "epoch (all stages, in order)", "test curves")
-        fig.suptitle(f"{dataset}: test accuracy along training")
+        _suptitle(fig, f"{dataset}: test accuracy along training", kept)
     else:
         _panels(fig, blks, _eval_points, "evaluation", "test curves (use --eval-every N)")
-        fig.suptitle(f"{dataset}: test accuracy at the plan's evaluations")
+        _suptitle(fig, f"{dataset}: test accuracy at the plan's evaluations", blks)
 
 
 def figure(kind: str, records: list[dict[str, Any]], dataset: str | None = None):
@@ -147,7 +153,7 @@ def figure(kind: str, records: list[dict[str, Any]], dataset: str | None = None)
     if kind == "pseudo-labels":
         what = "pseudo-label accuracy (PseudoLabel stages do)"
         _panels(fig, blks, _pseudo_points, "pseudo-labelling step", what)
-        fig.suptitle(f"{dataset}: pseudo-label accuracy on U")
+        _suptitle(fig, f"{dataset}: pseudo-label accuracy on U", blks)
     else:
         _curves(fig, dataset, blks)
     return fig, dataset

@@ -11,6 +11,8 @@ into measured means. Output formats live in :mod:`sslt_bench.render`.
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ from typing import Any
 from . import paper
 
 METRICS = ("overall", "many", "medium", "few")
+#: Data parameters every label names, default or not: what a reader needs to read the numbers.
+ALWAYS_SHOWN = ("imbalance_ratio",)
 
 
 def _params_key(rec: dict[str, Any]) -> str:
@@ -87,6 +91,18 @@ def _drop_duplicates(df, ok: list[dict[str, Any]]):
     return df[~dup]
 
 
+def _fmean(s) -> float:
+    """Correctly rounded mean (``math.fsum``): the same digits whatever the row order."""
+    vals = s.dropna()
+    return statistics.fmean(vals) if len(vals) else math.nan
+
+
+def _stdev(s) -> float:
+    """Sample standard deviation (NaN below two values)."""
+    vals = s.dropna()
+    return statistics.stdev(vals) if len(vals) > 1 else math.nan
+
+
 def _none(v: Any) -> Any:
     return None if v is None or v != v else float(v)  # NaN -> None
 
@@ -97,10 +113,11 @@ def aggregate(
     """One row per configuration (per run with ``by_seed``) with mean/std of each metric.
 
     Records -> DataFrame -> groupby(configuration) -> mean / sample std (0 for one seed,
-    ``None`` without values). Failed runs are left out. Two records of the same configuration
-    and seed (the same run found in two folders) count once: the first by file path is kept,
-    with a warning. ``metrics`` are read from a record's ``metrics`` (else its top level), so
-    a new metric column is one more name here.
+    ``None`` without values), both exactly rounded so the digits never depend on row order.
+    Failed runs are left out. Two records of the same configuration and seed (the same run
+    found in two folders) count once: the first by file path is kept, with a warning.
+    ``metrics`` are read from a record's ``metrics`` (else its top level), so a new metric
+    column is one more name here.
     """
     ok = sorted((r for r in records if is_ok(r)), key=lambda r: str(r.get("_path", "")))
     if not ok:
@@ -110,7 +127,7 @@ def aggregate(
     cols = [*metrics, "wall_time_s", "train_images_per_s"]
     df[cols] = df[cols].astype(float)
     grouped = df.groupby(keys, sort=True)
-    stats = grouped[cols].agg(["mean", "std", "count"])
+    stats = grouped[cols].agg([("mean", _fmean), ("std", _stdev), "count"])
     rows = []
     for key, part in grouped:
         recs = [ok[i] for i in part.sort_values("seed")["i"]]
@@ -169,7 +186,7 @@ def column_labels(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
     """Label per data set variant, e.g. ``cifar10-sslt (imbalance_ratio=1000)``.
 
     The label names the parameters that differ from the data set's defaults or between the
-    variants present.
+    variants present, and always those of :data:`ALWAYS_SHOWN` (the imbalance ratio).
     """
     labels = {}
     by_ds: dict[str, dict[str, dict]] = defaultdict(dict)
@@ -179,7 +196,11 @@ def column_labels(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
         defaults = _default_params(ds)
         differ = set(_diff([{"p": p} for p in variants.values()], lambda r: r["p"]))
         for key, params in variants.items():
-            shown = [k for k in sorted(params) if k in differ or params[k] != defaults.get(k)]
+            shown = [
+                k
+                for k in sorted(params)
+                if k in differ or k in ALWAYS_SHOWN or params[k] != defaults.get(k)
+            ]
             extra = ", ".join(
                 f"{k}={params[k]:g}" if isinstance(params[k], float) else f"{k}={params[k]}"
                 for k in shown

@@ -64,7 +64,9 @@ def test_mean_std_over_seeds():
     assert row["few"] == pytest.approx(49.0) and row["few_std"] == pytest.approx(1.0)
     assert row["many_std"] == 0.0 and row["wall_time_s"] == pytest.approx(11.0)
     text = render("terminal", build_board(three_seeds()), three_seeds())
-    assert text.startswith("cifar10-sslt · profile quick · resnet32 · split abcd1234\n")
+    assert text.startswith(
+        "cifar10-sslt (imbalance_ratio=100) · profile quick · resnet32 · split abcd1234\n"
+    )
     line = next(ln for ln in text.splitlines() if ln.startswith("erm"))
     assert "72.0 ± 2.0" in line and "49.0 ± 1.0" in line and " 3 " in line
     wide = render("terminal", build_board(three_seeds()), three_seeds(), layout="wide")
