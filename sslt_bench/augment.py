@@ -6,6 +6,11 @@ or RandAugment-ed with tensor ops whose random parameters come from one seeded
 
 * ``weak``: random crop with ``padding`` pixels of reflection padding + horizontal flip
   (the CIFAR recipe of LDAM-DRW, Decoupling and FixMatch).
+* ``crop="resized"`` (ImageNet-style sources decoded to ``S x S`` squares, shorter side
+  resized to S then centre-cropped): ``weak`` is RandomResizedCrop to ``out_size`` (scale
+  0.08-1, aspect 3/4-4/3, torchvision's sampling with 10 tries and a centre fallback; bilinear,
+  no antialiasing) + flip, and ``none`` the centre ``out_size`` crop: with S = 256 and
+  out_size = 224 that is exactly torchvision's Resize(256) + CenterCrop(224).
 * ``strong``: weak, then two RandAugment-style ops per image at random magnitude
   (Cubuk et al. 2020, as used by FixMatch, Sohn et al. 2020), then Cutout (DeVries & Taylor
   2017) of half the image side.
@@ -149,6 +154,63 @@ def cutout(x: torch.Tensor, gen: torch.Generator, frac: float = 0.5) -> torch.Te
     return x * (~(my & mx))[:, None].to(x.dtype)
 
 
+def resized_crop_boxes(
+    b: int, h: int, w: int, gen: torch.Generator, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)
+) -> torch.Tensor:
+    """RandomResizedCrop boxes ``[B, 4]`` (top, left, height, width) for ``h x w`` images.
+
+    torchvision's ``RandomResizedCrop.get_params`` for a batch: 10 tries of a random area
+    fraction in ``scale`` and log-uniform aspect in ``ratio``; the first that fits wins, else
+    the whole image clipped to ``ratio``, centred.
+    """
+    tries = 10
+    area = h * w * (scale[0] + (scale[1] - scale[0]) * _rand(gen, b, tries))
+    logr = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * _rand(gen, b, tries)
+    aspect = logr.exp()
+    cw = (area * aspect).sqrt().round()
+    ch = (area / aspect).sqrt().round()
+    ok = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
+    first = torch.where(ok.any(1), ok.float().argmax(1), torch.full((b,), -1))
+    u_top, u_left = _rand(gen, b, tries), _rand(gen, b, tries)
+    out = torch.empty(b, 4)
+    in_ratio = w / h
+    fw = w if in_ratio <= ratio[1] else round(h * ratio[1])
+    fh = h if in_ratio >= ratio[0] else round(w / ratio[0])
+    for k in range(b):
+        t = int(first[k])
+        if t < 0:
+            out[k] = torch.tensor([(h - fh) // 2, (w - fw) // 2, fh, fw], dtype=torch.float32)
+            continue
+        hh, ww = int(ch[k, t]), int(cw[k, t])
+        top = int(u_top[k, t] * (h - hh + 1))
+        left = int(u_left[k, t] * (w - ww + 1))
+        out[k] = torch.tensor([top, left, hh, ww], dtype=torch.float32)
+    return out
+
+
+def resized_crop_flip(
+    x: torch.Tensor, boxes: torch.Tensor, size: int, flip: torch.Tensor
+) -> torch.Tensor:
+    """Crop ``boxes`` out of float batch ``x``, resize to ``size`` (bilinear), flip where set."""
+    b, _, h, w = x.shape
+    top, left, hh, ww = boxes.to(x.device).unbind(1)
+    theta = torch.zeros(b, 2, 3, device=x.device)
+    sign = 1.0 - 2.0 * flip.to(x.device).float()
+    theta[:, 0, 0] = ww / w * sign
+    theta[:, 0, 2] = 2 * (left + ww / 2) / w - 1
+    theta[:, 1, 1] = hh / h
+    theta[:, 1, 2] = 2 * (top + hh / 2) / h - 1
+    grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre ``size x size`` crop (torchvision's rounding of the offsets)."""
+    h, w = x.shape[-2:]
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return x[..., top : top + size, left : left + size]
+
+
 class Augmenter:
     """Turns uint8 batches into normalised float views: ``none``, ``weak`` or ``strong``.
 
@@ -158,6 +220,9 @@ class Augmenter:
         padding: crop padding for ``weak``.
         flip: whether to flip horizontally.
         device: the training device.
+        crop: ``pad`` (padded random crop) or ``resized`` (RandomResizedCrop; centre crop
+            for ``none``), for sources decoded larger than the network input.
+        out_size: network input side for ``crop="resized"``.
     """
 
     def __init__(
@@ -167,10 +232,15 @@ class Augmenter:
         padding: int,
         flip: bool,
         device: torch.device,
+        crop: str = "pad",
+        out_size: int | None = None,
     ) -> None:
         self.mean = torch.tensor(mean, device=device)[None, :, None, None]
         self.std = torch.tensor(std, device=device)[None, :, None, None]
         self.padding, self.flip = padding, flip
+        if crop not in ("pad", "resized") or (crop == "resized" and not out_size):
+            raise ValueError(f"bad crop {crop!r} / out_size {out_size!r}")
+        self.crop, self.out_size = crop, out_size
 
     def __call__(self, x: torch.Tensor, view: str, gen: torch.Generator) -> torch.Tensor:
         """Return the ``view`` of uint8 batch ``x`` as a normalised float tensor.
@@ -180,7 +250,15 @@ class Augmenter:
         """
         kind = view.partition(":")[0]
         img = x.float().div_(255.0)
-        if kind in ("weak", "strong"):
+        if self.crop == "resized" and kind == "none":
+            img = center_crop(img, self.out_size)
+        elif self.crop == "resized" and kind in ("weak", "strong"):
+            boxes = resized_crop_boxes(len(img), img.shape[2], img.shape[3], gen)
+            flips = (
+                _rand(gen, len(img)) < 0.5 if self.flip else torch.zeros(len(img), dtype=torch.bool)
+            )
+            img = resized_crop_flip(img, boxes, self.out_size, flips)
+        elif kind in ("weak", "strong"):
             img = random_crop_flip(img, gen, self.padding, self.flip)
         if kind == "strong":
             img = cutout(rand_augment(img, gen), gen)

@@ -65,8 +65,8 @@ class TensorSource(ImageSource):
 
 
 class _FileDataset(torch.utils.data.Dataset):
-    def __init__(self, paths: Sequence[Path], size: int, channels: int) -> None:
-        self.paths, self.size, self.channels = paths, size, channels
+    def __init__(self, paths: Sequence[Path], size: int, channels: int, fit: str) -> None:
+        self.paths, self.size, self.channels, self.fit = paths, size, channels, fit
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -74,16 +74,23 @@ class _FileDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         from .imageio import load_image
 
-        return load_image(self.paths[i], self.size, self.channels)
+        return load_image(self.paths[i], self.size, self.channels, self.fit)
 
 
 class FileSource(ImageSource):
-    """Images decoded from files by DataLoader workers, resized to ``image_size`` squares."""
+    """Images decoded from files by DataLoader workers, resized to ``image_size`` squares.
 
-    def __init__(self, paths: Sequence[Path], image_size: int, channels: int = 3) -> None:
+    ``fit``: ``stretch`` (resize to the square) or ``shorter`` (shorter side to
+    ``image_size``, centre square kept; see :func:`~sslt_bench.imageio.to_uint8`).
+    """
+
+    def __init__(
+        self, paths: Sequence[Path], image_size: int, channels: int = 3, fit: str = "stretch"
+    ) -> None:
         self.paths = list(paths)
         self.image_size = image_size
         self.channels = channels
+        self.fit = fit
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -92,7 +99,7 @@ class FileSource(ImageSource):
         self, batches: Sequence[np.ndarray], device: torch.device, workers: int = 0
     ) -> Iterator[torch.Tensor]:
         """Decode with ``workers`` processes; pinned memory and async copies on CUDA."""
-        ds = _FileDataset(self.paths, self.image_size, self.channels)
+        ds = _FileDataset(self.paths, self.image_size, self.channels, self.fit)
         loader = torch.utils.data.DataLoader(
             ds,
             batch_sampler=[list(map(int, b)) for b in batches],
@@ -116,6 +123,9 @@ class SSLTData:
         std: per-channel std.
         crop_padding: padding of the random crop in the weak augmentation.
         flip: whether horizontal flips are label-preserving (False for digits).
+        crop: ``pad`` (padded random crop) or ``resized`` (RandomResizedCrop to
+            ``crop_size``, centre crop at test: ImageNet's reference pipeline).
+        crop_size: the network input side for ``crop="resized"``.
     """
 
     split: Split
@@ -125,6 +135,8 @@ class SSLTData:
     std: tuple[float, ...]
     crop_padding: int = 4
     flip: bool = True
+    crop: str = "pad"
+    crop_size: int | None = None
 
     @property
     def channels(self) -> int:

@@ -22,11 +22,13 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-def to_uint8(img: Any, size: int | None, channels: int) -> torch.Tensor:
+def to_uint8(img: Any, size: int | None, channels: int, fit: str = "stretch") -> torch.Tensor:
     """A decoded PIL image as uint8 ``[channels, size, size]`` (bilinear resize; ``None`` keeps).
 
-    16-bit grey images are scaled to 8 bits, not clipped (``convert("L")`` would turn most of
-    their pixels white).
+    ``fit="stretch"`` resizes to the square; ``"shorter"`` resizes the shorter side to
+    ``size`` (the longer to ``int(size * long / short)``, torchvision's Resize) and keeps the
+    centre square. 16-bit grey images are scaled to 8 bits, not clipped (``convert("L")``
+    would turn most of their pixels white).
     """
     from PIL import Image
 
@@ -34,7 +36,13 @@ def to_uint8(img: Any, size: int | None, channels: int) -> torch.Tensor:
         wide = np.asarray(img, dtype=np.float64)
         img = Image.fromarray(np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8), "L")
     img = img.convert("L" if channels == 1 else "RGB")
-    if size is not None and img.size != (size, size):
+    if size is not None and fit == "shorter" and img.size != (size, size):
+        w, h = img.size
+        nw, nh = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+        img = img.resize((nw, nh), Image.BILINEAR)
+        top, left = int(round((nh - size) / 2.0)), int(round((nw - size) / 2.0))
+        img = img.crop((left, top, left + size, top + size))
+    elif size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim == 2:
@@ -49,7 +57,9 @@ def decode_errors() -> tuple[type[BaseException], ...]:
     return (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
-def load_image(path: str | Path, size: int, channels: int = 3) -> torch.Tensor:
+def load_image(
+    path: str | Path, size: int, channels: int = 3, fit: str = "stretch"
+) -> torch.Tensor:
     """Decode ``path`` to a uint8 ``[channels, size, size]`` tensor (bilinear resize).
 
     Raises:
@@ -60,7 +70,7 @@ def load_image(path: str | Path, size: int, channels: int = 3) -> torch.Tensor:
     try:
         with Image.open(path) as img:
             img.load()
-            return to_uint8(img, size, channels)
+            return to_uint8(img, size, channels, fit)
     except decode_errors() as exc:
         raise UsageError(f"cannot read image {path}: {exc}") from None
 

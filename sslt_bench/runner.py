@@ -263,7 +263,15 @@ class Runner:
             device=self.device,
             generator=gen,
         )
-        augmenter = Augmenter(data.mean, data.std, data.crop_padding, data.flip, self.device)
+        augmenter = Augmenter(
+            data.mean,
+            data.std,
+            data.crop_padding,
+            data.flip,
+            self.device,
+            crop=data.crop,
+            out_size=data.crop_size,
+        )
         item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
         loader = Loader(data.train, item_src, augmenter, self.device, spec.workers)
         history: dict[str, list] = {"epochs": [], "evals": [], "pseudo_labels": []}

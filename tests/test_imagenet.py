@@ -80,8 +80,12 @@ def test_build_on_a_synthetic_tree(tree):
         assert paths[i].parent.name == s.class_names[y]
     assert len(s.test_idx) == 12 and s.test_y.tolist() == [0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 4, 4]
     x = next(data.test.iter_batches([s.test_idx[:3]], torch.device("cpu")))
-    assert x.dtype == torch.uint8 and x.shape == (3, 3, 16, 16)
-    assert data.mean == (0.485, 0.456, 0.406) and data.crop_padding == 2
+    assert x.dtype == torch.uint8 and x.shape == (3, 3, 18, 18)  # decoded at 16 * 256 / 224
+    assert data.mean == (0.485, 0.456, 0.406) and (data.crop, data.crop_size) == ("resized", 16)
+    old = ImageNetSSLT.build(ImageNetParams(**{**vars(PARAMS), "augment": "pad-crop"}), 0, tree)
+    assert old.split.hash == s.hash and old.crop == "pad" and old.crop_padding == 2
+    x = next(old.test.iter_batches([s.test_idx[:3]], torch.device("cpu")))
+    assert x.shape == (3, 3, 16, 16)
     again = ImageNetSSLT.build(PARAMS, 0, tree).split
     other = ImageNetSSLT.build(PARAMS, 1, tree).split
     assert again.hash == s.hash != other.hash

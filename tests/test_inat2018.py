@@ -36,7 +36,8 @@ def test_build_keeps_one_fifth_labeled_and_drops_tiny_classes(root):
     assert s.test_y.tolist() == [0, 0, 1, 2, 3, 3]  # category 5's val image is left out
     assert [p.parent.parent.name for p in data.test.paths] == ["3", "3", "7", "11", "20", "20"]
     x = next(data.train.iter_batches([s.labeled_idx[:4]], torch.device("cpu")))
-    assert x.dtype == torch.uint8 and x.shape == (4, 3, 16, 16)
+    assert x.dtype == torch.uint8 and x.shape == (4, 3, 18, 18)  # decoded at 16 * 256 / 224
+    assert data.crop == "resized" and data.crop_size == 16
     assert INat2018SSLT.build(PARAMS, 0, root).split.hash == s.hash
     assert INat2018SSLT.build(PARAMS, 1, root).split.hash != s.hash
     assert s.hash == "88eefb8bc0e87bec"

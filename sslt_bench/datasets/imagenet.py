@@ -34,8 +34,10 @@ generated split.
 Budgets: backbone ``resnet18`` (paper; the paper also reports ``--set backbone=resnet50``) in
 both profiles. Images stream from files (DataLoader workers, ``--workers``) resized to
 ``image_size`` squares: 224 in the paper; data parameters do not change with the profile, so on
-CPU pass a smaller one (``--set image_size=64``). Weak augmentation: the runner's random crop
-(padding image_size // 8) and flip.
+CPU pass a smaller one (``--set image_size=64``). Augmentation (``augment``): ``reference``
+(default), the released code's RandomResizedCrop(224) + flip for training and Resize(256) +
+CenterCrop(224) for test, run batched on the device (:func:`file_data` says where it is
+approximate); ``pad-crop`` the earlier padded random crop of resized squares.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..config import in_range
+from ..config import in_range, not_split
 from ..data import FileSource, SSLTData
 from ..errors import UsageError
 from ..registry import register_dataset
@@ -76,10 +78,13 @@ class ImageNetParams:
         unlabeled_factor: |U_j| / |D_j| for every class j.
         many_above: many-shot if n > many_above.
         few_at_most: few-shot if n <= few_at_most.
-        image_size: side of the decoded square images.
+        image_size: network input side (decoded larger with ``augment=reference``).
         split_source: ``generated`` (the Lomax profile above, seeded) or ``released`` (the
             authors' lists ImageNet_SSLT_{train,ext,test}.txt, same per-class counts).
         split_lists: folder of the released lists; unset = ``ROOT/ImageNet_SSLT``.
+        augment: ``reference`` (the released code's torchvision pipeline: RandomResizedCrop
+            + flip for training, Resize + CenterCrop for test, see :func:`file_data`) or
+            ``pad-crop`` (squares resized to ``image_size``, padded random crop + flip).
     """
 
     num_classes: int = in_range(1000, "[1, inf)")
@@ -92,6 +97,7 @@ class ImageNetParams:
     image_size: int = in_range(224, "[8, inf)", split=False)
     split_source: Literal["generated", "released"] = "generated"
     split_lists: str | None = None
+    augment: Literal["reference", "pad-crop"] = not_split("reference")
 
     def validate(self) -> None:
         """Cross-field checks (ranges are declared on the fields)."""
@@ -161,11 +167,32 @@ def write_tiny_jpegs(folder: Path, count: int, seed: int, size: int = 16) -> Non
         Image.fromarray(pixels).save(folder / f"img{k:03d}.JPEG", quality=90)
 
 
+def file_data(
+    split: Split, train: list, test: list, size: int, augment: str, mean, std
+) -> SSLTData:
+    """The data bundle of a file-backed ImageNet-style data set.
+
+    ``reference``: images decoded with the shorter side at S = round(size * 256 / 224) and the
+    centre S x S kept; training views are RandomResizedCrop(size) + flip of that square, test
+    the centre size x size crop (exactly Resize(256) + CenterCrop(224) at size 224). The
+    training crop can only come from the centre square of a non-square image (torchvision's
+    from the whole image) and is resampled bilinearly without antialiasing.
+    ``pad-crop``: size x size squares (aspect not kept), padded random crop + flip.
+    """
+    pad = max(1, size // 8)
+    if augment == "reference":
+        big = round(size * 256 / 224)
+        src, tst = FileSource(train, big, fit="shorter"), FileSource(test, big, fit="shorter")
+        return SSLTData(split, src, tst, mean, std, pad, crop="resized", crop_size=size)
+    return SSLTData(split, FileSource(train, size), FileSource(test, size), mean, std, pad)
+
+
 def _data(params: ImageNetParams, split: Split, train_files: list, val_files: list) -> SSLTData:
-    train = FileSource([p for f in train_files for p in f], params.image_size)
-    test = FileSource([p for f in val_files for p in f], params.image_size)
-    pad = max(1, params.image_size // 8)
-    return SSLTData(split, train, test, IMAGENET_MEAN, IMAGENET_STD, crop_padding=pad)
+    train = [p for f in train_files for p in f]
+    test = [p for f in val_files for p in f]
+    return file_data(
+        split, train, test, params.image_size, params.augment, IMAGENET_MEAN, IMAGENET_STD
+    )
 
 
 def _released(params: ImageNetParams, seed: int, base: Path, train_files, val_files) -> Split:

@@ -21,9 +21,11 @@ and the annotation files were not available where this was written: the number o
 rule keeps on the real data is unverified (``sslt-bench splits show`` prints it).
 
 Budgets: backbone ``resnet50`` in the paper profile (paper Table 6), ``resnet18`` in quick.
-Images stream from files (DataLoader workers, ``--workers``) resized to ``image_size`` squares
-(224; pass a smaller one on CPU, e.g. ``--set image_size=64``); weak augmentation is the runner's
-random crop (padding image_size // 8) and flip. Normalisation: ImageNet's mean and std.
+Images stream from files (DataLoader workers, ``--workers``); ``image_size`` is the network
+input (224; pass a smaller one on CPU, e.g. ``--set image_size=64``). Augmentation
+(``augment``) as imagenet-sslt's: ``reference`` (default) = the released code's
+RandomResizedCrop + flip / Resize + CenterCrop, ``pad-crop`` = padded crop of resized squares.
+Normalisation: the released SSLT code's iNaturalist mean and std.
 """
 
 from __future__ import annotations
@@ -32,16 +34,21 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from ..config import in_range
-from ..data import FileSource, SSLTData
+from ..config import in_range, not_split
+from ..data import SSLTData
 from ..errors import UsageError
 from ..registry import register_dataset
 from ..split import Split, draw_per_class, splits_by_threshold
 from .base import DatasetBuilder
-from .imagenet import IMAGENET_MEAN, IMAGENET_STD, write_tiny_jpegs
+from .imagenet import file_data, write_tiny_jpegs
+
+#: Normalisation of the released SSLT code (dataset/dataloader.py, ``inat``).
+INAT_MEAN = (0.466, 0.470, 0.380)
+INAT_STD = (0.195, 0.194, 0.192)
 
 GET_DATA = (
     "get train_val2018.tar.gz, train2018.json and val2018.json from "
@@ -59,7 +66,8 @@ class INatParams:
         min_labeled: categories with fewer labeled images are dropped.
         many_at_least: many-shot if n >= many_at_least labeled.
         few_below: few-shot if n < few_below labeled.
-        image_size: side of the decoded square images.
+        image_size: network input side (decoded larger with ``augment=reference``).
+        augment: ``reference`` or ``pad-crop`` (as imagenet-sslt's).
     """
 
     labeled_divisor: int = in_range(5, "[1, inf)")
@@ -67,6 +75,7 @@ class INatParams:
     many_at_least: int = in_range(100, "[1, inf)")
     few_below: int = in_range(10, "[1, inf)")
     image_size: int = in_range(224, "[8, inf)", split=False)
+    augment: Literal["reference", "pad-crop"] = not_split("reference")
 
     def validate(self) -> None:
         """Cross-field checks (ranges are declared on the fields)."""
@@ -154,12 +163,8 @@ class INat2018SSLT(DatasetBuilder):
             class_split=splits_by_threshold(n, params.many_at_least - 1, params.few_below - 1),
             unlabeled_y_hidden=labels[unl],
         )
-        size = params.image_size
-        test = FileSource([base / f for c in kept for f in val.get(c, [])], size)
-        pad = max(1, size // 8)
-        return SSLTData(
-            split, FileSource(paths, size), test, IMAGENET_MEAN, IMAGENET_STD, crop_padding=pad
-        )
+        test = [base / f for c in kept for f in val.get(c, [])]
+        return file_data(split, paths, test, params.image_size, params.augment, INAT_MEAN, INAT_STD)
 
     @classmethod
     def smoke_fixture(cls, root: Path) -> tuple[Path | None, dict[str, str]]:
