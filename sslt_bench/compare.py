@@ -7,6 +7,14 @@ seeds a difference of a point or two is only readable paired: the same split, th
 training seed, two methods. :func:`paired_markdown` renders that from result records, and
 never pairs runs that differ in data set, data parameters, split, profile or backbone. When
 several settings are shown, each header names the settings in which it differs from the others.
+
+Same seed is not proof of same initialisation (a thread count or a resume can change the
+bits). Records carry ``init_hash`` (the weights before the first step) and, per training step,
+the weights' hash after it with a digest of the plan up to it (``init_hashes``, ``init_plans``).
+:func:`init_status` reads them: a pair whose initial weights differ, or whose weights differ
+after a step where both plans agree so far (e.g. alternate's and decoupling's shared
+Decoupling initialisation), is marked ``differs`` and left out of the mean and Δ; a record
+written before these fields existed gives ``unknown`` (shown, never called same-init).
 """
 
 from __future__ import annotations
@@ -58,6 +66,26 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):+.1f} ± {statistics.stdev(values):.1f}"
 
 
+def init_status(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, bool]:
+    """Whether two paired runs started from the same weights: (text, excluded).
+
+    ``same``; ``same to <step>`` when the plans agree up to a training step and the weights
+    after it are bit-identical too (a shared initialisation); ``differs`` (initial weights)
+    or ``differs after <step>`` (excluded); ``unknown`` when a record lacks the hashes.
+    """
+    ha, hb = a.get("init_hashes") or {}, b.get("init_hashes") or {}
+    if "init" not in ha or "init" not in hb:
+        return "unknown", False
+    if ha["init"] != hb["init"]:
+        return "differs", True
+    pa, pb = a.get("init_plans") or {}, b.get("init_plans") or {}
+    shared = [k for k in pa if pb.get(k) == pa[k] and k in ha and k in hb]
+    bad = [k for k in shared if ha[k] != hb[k]]
+    if bad:
+        return f"differs {bad[0].replace(':', ' ')}", True
+    return (f"same to {shared[-1].split(':', 1)[1]}" if shared else "same"), False
+
+
 def pairs(
     records: list[dict[str, Any]], method: str, baseline: str
 ) -> dict[tuple, list[tuple[dict, dict]]]:
@@ -90,33 +118,65 @@ def paired_markdown(records: list[dict[str, Any]], method: str, baseline: str) -
         head = ["seed"]
         for m in METRICS:
             head += [f"{method} {m}", f"{baseline} {m}", f"Δ {m}"]
-        lines = ["| " + " | ".join([*head, "threads"]) + " |", "|" + "---|" * (len(head) + 1)]
-        diffs: dict[str, list[float]] = {m: [] for m in METRICS}
-        for a, b in runs:
+        lines = [
+            "| " + " | ".join([*head, "threads", "init"]) + " |",
+            "|" + "---|" * (len(head) + 2),
+        ]
+        status = [init_status(a, b) for a, b in runs]
+        kept = [run for run, (_, out) in zip(runs, status, strict=True) if not out]
+        for (a, b), (init, out) in zip(runs, status, strict=True):
             cells = [str(a["seed"])]
             for m in METRICS:
                 va, vb = a["metrics"][m], b["metrics"][m]
-                diffs[m].append(va - vb)
                 cells += [f"{va:.1f}", f"{vb:.1f}", f"{va - vb:+.1f}"]
             cells.append(f"{a.get('threads', '?')} / {b.get('threads', '?')}")
+            cells.append(f"{init} (excluded)" if out else init)
             lines.append("| " + " | ".join(cells) + " |")
-        summary = ["mean"]
-        for m in METRICS:
-            ma = statistics.mean(a["metrics"][m] for a, _ in runs)
-            mb = statistics.mean(b["metrics"][m] for _, b in runs)
-            summary += [f"{ma:.1f}", f"{mb:.1f}", _mean_std(diffs[m])]
-        lines.append("| " + " | ".join([*summary, ""]) + " |")
-        wins = "; ".join(
-            f"{m}: {method} ahead on {sum(d > 0 for d in diffs[m])} of {len(runs)} seeds"
-            for m in METRICS
-        )
         differ = f"; {differ}" if differ else ""
         head = f"{method} vs {baseline}, {_label(runs[0][0])}{differ}"
-        parts.append(f"{head}\n\n" + "\n".join(lines))
-        parts.append(f"Paired by training seed ({wins}); Δ is mean ± std over seeds.")
+        parts.append(f"{head}\n\n" + "\n".join(_summary(lines, kept)))
+        parts.append(_footer(method, kept, [s for s, _ in status]))
     if not parts:
         return f"No seed has a finished run of both {method} and {baseline} in one setting."
     return "\n\n".join(parts)
+
+
+def _summary(lines: list[str], kept: list[tuple[dict, dict]]) -> list[str]:
+    """The table's lines plus a mean row over the pairs ``kept`` (none: no mean row)."""
+    if not kept:
+        return lines
+    summary = ["mean"]
+    for m in METRICS:
+        ma = statistics.mean(a["metrics"][m] for a, _ in kept)
+        mb = statistics.mean(b["metrics"][m] for _, b in kept)
+        summary += [
+            f"{ma:.1f}",
+            f"{mb:.1f}",
+            _mean_std([a["metrics"][m] - b["metrics"][m] for a, b in kept]),
+        ]
+    return [*lines, "| " + " | ".join([*summary, "", ""]) + " |"]
+
+
+def _footer(method: str, kept: list[tuple[dict, dict]], status: list[str]) -> str:
+    """What the mean row rests on: wins per metric and the pairs' initialisations."""
+    unknown = sum(s == "unknown" for s in status)
+    differ = sum(s.startswith("differs") for s in status)
+    notes = []
+    if unknown:
+        notes.append(
+            f"init unknown for {unknown} of {len(status)} pairs (records without init_hash)"
+        )
+    if differ:
+        notes.append(f"{differ} pairs whose inits differ excluded from the mean and Δ")
+    note = "; " + "; ".join(notes) if notes else ""
+    if not kept:
+        return f"No same-init pair: no mean or Δ{note}."
+    wins = "; ".join(
+        f"{m}: {method} ahead on "
+        f"{sum(a['metrics'][m] > b['metrics'][m] for a, b in kept)} of {len(kept)} seeds"
+        for m in METRICS
+    )
+    return f"Paired by training seed ({wins}); Δ is mean ± std over seeds{note}."
 
 
 HISTORIES = {

@@ -46,7 +46,7 @@ from .models import build_model
 from .records import RECORD_VERSION, check_writable, git_revision, write_record
 from .registry import DATASETS, METHODS, MODELS
 from .run_identity import data_content_key, run_lock, split_mismatch
-from .session import Session
+from .session import Session, note_weights, plan_digests, weights_hash
 from .split import Split
 from .stages import StepContext
 
@@ -251,6 +251,7 @@ class Runner:
             model = model.to(memory_format=torch.channels_last)
         if spec.compile:  # in place: state_dict keys (checkpoints) stay the same
             model.embed.compile()
+        self.init_hash = weights_hash(model)  # before any step (same on resume: same seed)
         amp = ("bf16" if cuda else "none") if spec.amp == "auto" else spec.amp
         ctx = StepContext(
             model=model,
@@ -278,6 +279,7 @@ class Runner:
         progress = {"step": 0, "epoch": 0, "train_time": 0.0, "images": 0.0}
         opt_state = None
         plan = method.plan()
+        digests = plan_digests(plan)
         resumed = None
         payload = None if spec.fresh else load_checkpoint(ckpt_path, identity)
         if payload is not None:
@@ -330,6 +332,7 @@ class Runner:
                 if spec.progress and dist.is_main:
                     click.echo(f"stage {si + 1} of {len(plan)}: {_describe_step(step)}", err=True)
                 session.run_step(step)
+                note_weights(history, step, digests[si], model)
                 progress["step"], progress["epoch"] = si + 1, 0
                 checkpoint(None)
         except NonFiniteLoss as exc:
@@ -434,6 +437,7 @@ class Runner:
         resumed=None,
     ) -> dict[str, Any]:
         spec, split = self.spec, data.split
+        weights = history.get("weights", {})
         return {
             "kind": "sslt-bench-result",
             "version": RECORD_VERSION,
@@ -454,7 +458,10 @@ class Runner:
             "config_hash": identity["config"],
             "data_key": identity["data"],
             "metrics": metrics,
-            "history": history,
+            "init_hash": self.init_hash,
+            "init_hashes": {"init": self.init_hash, **{k: v[0] for k, v in weights.items()}},
+            "init_plans": {k: v[1] for k, v in weights.items()},
+            "history": {k: v for k, v in history.items() if k != "weights"},
             "wall_time_s": round(time.time() - t0, 3),
             "train_time_s": round(progress["train_time"], 3),
             "train_images": progress["images"],

@@ -13,7 +13,10 @@ the runner).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -240,6 +243,58 @@ def head_as_train(step: TrainHead) -> Train:
         embed_bn=step.bn_mode,
         epoch_size=step.epoch_size,
     )
+
+
+def weights_hash(module: torch.nn.Module) -> str:
+    """SHA-256 (16 hex digits) of a module's state_dict: names, dtypes, shapes and bytes.
+
+    Keys in sorted order, tensors as contiguous CPU bytes (memory format and device do not
+    matter, values do): two runs hash equal exactly when their weights are bit-identical.
+    """
+    h = hashlib.sha256()
+    state = module.state_dict()
+    for key in sorted(state):
+        t = state[key].detach().to("cpu").contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _describe(value: Any) -> Any:
+    """A JSON-able description of a step field (callables by name, bound ones with config)."""
+    if isinstance(value, functools.partial):
+        return {"partial": _describe(value.func), "kw": _describe(value.keywords)}
+    if callable(value):
+        owner = getattr(value, "__self__", None)
+        cfg = getattr(owner, "cfg", None)
+        name = getattr(value, "__qualname__", type(value).__name__)
+        return {"fn": name, "cfg": _describe(cfg)} if cfg is not None else {"fn": name}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _describe(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _describe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_describe(v) for v in value]
+    return value
+
+
+def plan_digests(plan: list[Step]) -> list[str]:
+    """Per step, a digest of the plan up to and including it (type, fields, losses by name).
+
+    Two runs of the same setting and seed whose plans agree up to step i must hold the same
+    weights after it; :mod:`~sslt_bench.compare` checks exactly that with the hashes below.
+    """
+    out, h = [], hashlib.sha256()
+    for step in plan:
+        h.update(json.dumps([type(step).__name__, _describe(step)], default=str).encode())
+        out.append(h.copy().hexdigest()[:16])
+    return out
+
+
+def note_weights(history: dict[str, Any], step: Step, digest: str, model: torch.nn.Module) -> None:
+    """After a training step, ``history["weights"]["after:<name>"] = [weights hash, digest]``."""
+    if isinstance(step, (Train, TrainHead)):
+        history.setdefault("weights", {})[f"after:{step.name}"] = [weights_hash(model), digest]
 
 
 def params_of(model: torch.nn.Module, names: tuple[str, ...]) -> list[torch.nn.Parameter]:

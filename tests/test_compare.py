@@ -94,3 +94,48 @@ def test_readme_compare_block_is_rerendered_in_place():
     assert "stale" not in once and "| 0 | 40.0 | 38.0 | +2.0 |" in once
     assert once.startswith("intro\n") and once.endswith("<!-- /compare -->\nend\n")
     assert mod.readme_with_comparisons(once, recs) == once
+
+
+def _hashed(method, seed, overall, init, after=None, plan="p1"):
+    r = rec(method, seed, overall=overall, few=10.0)
+    r["init_hash"] = init
+    r["init_hashes"] = {"init": init, **({"after:classifier": after} if after else {})}
+    r["init_plans"] = {"after:classifier": plan} if after else {}
+    return r
+
+
+def test_init_status_flags_and_excludes_pairs_that_did_not_start_alike():
+    recs = [
+        _hashed("alternate", 0, 40.0, "a", after="x"),
+        _hashed("decoupling", 0, 38.0, "a", after="x"),  # same init, same decoupling init
+        _hashed("alternate", 1, 50.0, "a", after="y"),
+        _hashed("decoupling", 1, 30.0, "a", after="z"),  # same plan, other weights: excluded
+        _hashed("alternate", 2, 45.0, "b"),
+        _hashed("decoupling", 2, 30.0, "c"),  # different initial weights: excluded
+        _hashed("alternate", 3, 41.0, "a", after="y", plan="p2"),
+        _hashed("decoupling", 3, 39.0, "a", after="z"),  # init steps differ by design: kept
+        rec("alternate", 4, overall=44.0, few=10.0),  # an old record: init unknown
+        rec("decoupling", 4, overall=40.0, few=10.0),
+    ]
+    text = paired_markdown(recs, "alternate", "decoupling")
+    init = {row[0]: row[-1] for row in _rows(text)}
+    assert init == {
+        "0": "same to classifier",
+        "1": "differs after classifier (excluded)",
+        "2": "differs (excluded)",
+        "3": "same",
+        "4": "unknown",
+        "mean": "",
+    }
+    mean = next(row for row in _rows(text) if row[0] == "mean")
+    assert mean[1:4] == ["41.7", "39.0", "+2.7 ± 1.2"]  # seeds 0, 3, 4 only
+    assert "init unknown for 1 of 5 pairs" in text
+    assert "2 pairs whose inits differ excluded from the mean and Δ" in text
+    assert "ahead on 3 of 3 seeds" in text
+
+
+def test_no_same_init_pair_gives_no_mean():
+    recs = [_hashed("alternate", 0, 40.0, "a"), _hashed("decoupling", 0, 38.0, "b")]
+    text = paired_markdown(recs, "alternate", "decoupling")
+    assert "No same-init pair: no mean or Δ" in text
+    assert not any(row[0] == "mean" for row in _rows(text))
