@@ -1,12 +1,105 @@
 """sslt-bench: a benchmark suite and baseline zoo for semi-supervised long-tailed recognition.
 
-Public API for plug-ins: :func:`register_method`, :func:`register_dataset`,
-:func:`register_model`, the :class:`~sslt_bench.methods.base.Method` base class and the step
-types of :mod:`sslt_bench.stages`.
+The public API a plug-in needs is importable from here (``from sslt_bench import ...``) and
+documented, with a worked method and a worked data set, in ``docs/extending.md``:
+
+* registration: :func:`register_method`, :func:`register_dataset`, :func:`register_model`;
+* methods: :class:`Method`, :class:`BaseConfig`, :class:`DataInfo`, :func:`in_range` (a
+  config field with its valid range), and the steps of a plan: :class:`Train`,
+  :class:`TrainHead`, :class:`PseudoLabel`, :class:`Evaluate`, :class:`Call`,
+  :class:`Unlabeled`, with what a loss receives: :class:`Batch`, :class:`StepContext`;
+* data sets: :class:`DatasetBuilder`, :class:`SSLTData`, :class:`TensorSource`,
+  :class:`Split` and the split helpers :func:`exponential_counts`,
+  :func:`draw_per_class`, :func:`splits_by_rank`.
+
+Everything but the registration functions is imported on first use, so ``import
+sslt_bench`` stays light.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .registry import register_dataset, register_method, register_model
 
 __version__ = "0.1.0"
 
-from .registry import register_dataset, register_method, register_model  # noqa: E402
+#: Public name -> the module that defines it (imported lazily by ``__getattr__``).
+_LAZY = {
+    "Method": "sslt_bench.methods.base",
+    "BaseConfig": "sslt_bench.methods.base",
+    "DataInfo": "sslt_bench.methods.base",
+    "in_range": "sslt_bench.config",
+    "Train": "sslt_bench.stages",
+    "TrainHead": "sslt_bench.stages",
+    "PseudoLabel": "sslt_bench.stages",
+    "Evaluate": "sslt_bench.stages",
+    "Call": "sslt_bench.stages",
+    "Unlabeled": "sslt_bench.stages",
+    "Batch": "sslt_bench.stages",
+    "StepContext": "sslt_bench.stages",
+    "DatasetBuilder": "sslt_bench.datasets.base",
+    "SSLTData": "sslt_bench.data",
+    "TensorSource": "sslt_bench.data",
+    "Split": "sslt_bench.split",
+    "exponential_counts": "sslt_bench.split",
+    "draw_per_class": "sslt_bench.split",
+    "splits_by_rank": "sslt_bench.split",
+}
 
-__all__ = ["__version__", "register_dataset", "register_method", "register_model"]
+__all__ = [
+    "__version__",
+    "register_dataset",
+    "register_method",
+    "register_model",
+    "Method",
+    "BaseConfig",
+    "DataInfo",
+    "in_range",
+    "Train",
+    "TrainHead",
+    "PseudoLabel",
+    "Evaluate",
+    "Call",
+    "Unlabeled",
+    "Batch",
+    "StepContext",
+    "DatasetBuilder",
+    "SSLTData",
+    "TensorSource",
+    "Split",
+    "exponential_counts",
+    "draw_per_class",
+    "splits_by_rank",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sslt_bench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on use
+    from .config import in_range
+    from .data import SSLTData, TensorSource
+    from .datasets.base import DatasetBuilder
+    from .methods.base import BaseConfig, DataInfo, Method
+    from .split import Split, draw_per_class, exponential_counts, splits_by_rank
+    from .stages import (
+        Batch,
+        Call,
+        Evaluate,
+        PseudoLabel,
+        StepContext,
+        Train,
+        TrainHead,
+        Unlabeled,
+    )
