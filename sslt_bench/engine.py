@@ -187,16 +187,21 @@ def embed_items(
     batch_size: int = 512,
     workers: int = 0,
     amp: str = "none",
+    view: str = "none",
+    seed: int = 0,
 ) -> torch.Tensor:
-    """Features f(x) of the given source indices (eval mode, no augmentation), on device."""
+    """Features f(x) of the given source indices (eval mode), on device.
+
+    ``view`` is ``none`` (no augmentation) or an augmented view drawn from ``seed``.
+    """
     was = model.training
     model.eval()
     batches = [src_idx[i : i + batch_size] for i in range(0, len(src_idx), batch_size)]
     feats = []
-    gen = torch.Generator()
+    gen = torch.Generator().manual_seed(seed)
     for xb in source.iter_batches(batches, device, workers):
         with amp_context(device, amp):
-            feats.append(model.embed(augmenter(xb, "none", gen)).float())
+            feats.append(model.embed(augmenter(xb, view, gen)).float())
     model.train(was)
     return torch.cat(feats) if feats else torch.empty(0, model.feat_dim, device=device)
 

@@ -132,7 +132,22 @@ class Session:
     def _pseudo_label(self, step: PseudoLabel) -> None:
         ctx, split = self.ctx, self.split
         net = ctx.ema if step.ema and ctx.ema is not None else ctx.model
-        pseudo = predict(net, step.head, self.features(net, self.data.train, split.unlabeled_idx))
+        if step.view == "none":
+            feats = self.features(net, self.data.train, split.unlabeled_idx)
+        else:
+            seed = int(torch.randint(2**62, (1,), generator=ctx.generator))
+            feats = self.embed(
+                net,
+                self.data.train,
+                split.unlabeled_idx,
+                self.augmenter,
+                ctx.device,
+                workers=self.workers,
+                amp=self.amp,
+                view=step.view,
+                seed=seed,
+            )
+        pseudo = predict(net, step.head, feats)
         ctx.state[step.key] = pseudo.to(ctx.device)
         rep = accuracy_report(
             pseudo.numpy(), split.unlabeled_y_hidden, split.class_split, split.num_classes

@@ -109,12 +109,17 @@ class TrainHead:
 
 @dataclass
 class PseudoLabel:
-    """Assign hard pseudo labels to U with ``head`` (of the EMA model if ``ema``)."""
+    """Assign hard pseudo labels to U with ``head`` (of the EMA model if ``ema``).
+
+    ``view``: the images labelled, ``none`` (un-augmented) or an augmented view such as
+    ``weak`` (the released SSLT code labels U through its training transform).
+    """
 
     name: str
     head: str
     key: str = "pseudo"
     ema: bool = False
+    view: str = "none"
 
 
 @dataclass

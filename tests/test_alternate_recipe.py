@@ -10,7 +10,7 @@ from sslt_bench.engine import lr_at
 from sslt_bench.methods.alternate import RECIPES, Alternate, AlternateConfig
 from sslt_bench.methods.base import DataInfo
 from sslt_bench.runner import Runner, RunSpec
-from sslt_bench.stages import Batch, Call, StepContext, Train, TrainHead
+from sslt_bench.stages import Batch, Call, PseudoLabel, StepContext, Train, TrainHead
 
 INFO = DataInfo(10, np.arange(10, 0, -1), 55, 220, 1, 8)
 TINY = ("epochs=1", "head_epochs=1", "loops=1", "loop_epochs=2", "stage3_epochs=2")
@@ -46,6 +46,8 @@ def test_paper_recipe_is_the_default_and_keeps_todays_plan():
             False,
         )
     assert init.epochs == 10
+    pseudo = [s for s in Alternate(cfg, INFO).plan() if isinstance(s, PseudoLabel)]
+    assert {s.view for s in pseudo} == {"none"}
     # the paper recipe follows lr and head_epochs when the user changes them
     cfg, stage2, stage3, init = _plan(lr=0.05, head_epochs=3)
     assert {s.lr for s in stage2} == {s.lr for s in stage3} == {0.05}
@@ -68,6 +70,8 @@ def test_released_recipe_sets_every_difference():
         assert (s.epochs, s.lr, s.schedule) == (20, 0.001, "constant")
         assert (s.features, s.bn_mode, s.reset, s.head) == ("augmented", "eval", False, "balanced")
     assert (init.epochs, init.features, init.bn_mode) == (20, "augmented", "eval")
+    pseudo = [s for s in Alternate(cfg, INFO).plan() if isinstance(s, PseudoLabel)]
+    assert [s.view for s in pseudo] == ["weak"] * 5 + ["none"]  # final labelling: diagnostic
 
 
 def test_user_values_win_over_the_recipe_one_switch_at_a_time():
@@ -182,3 +186,24 @@ def test_released_stage3_trains_g_on_augmented_images_through_frozen_f(tmp_path,
             continue
         assert torch.equal(value, after[key]), key  # f's weights and g' never change
     assert stats_moved == (bn == "train")
+
+
+def test_pseudo_labelling_view_is_seeded_and_augmented():
+    from sslt_bench.augment import Augmenter
+    from sslt_bench.data import TensorSource
+    from sslt_bench.engine import embed_items
+
+    class Flat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Flatten()
+            self.feat_dim = 3 * 8 * 8
+
+    images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    src, aug, cpu = TensorSource(images), Augmenter((0.5,) * 3, (0.25,) * 3, 2, True, "cpu"), "cpu"
+    idx = np.arange(6)
+    plain = embed_items(Flat(), src, idx, aug, torch.device(cpu))
+    assert torch.allclose(plain, aug(images, "none", torch.Generator()).flatten(1))
+    weak = embed_items(Flat(), src, idx, aug, torch.device(cpu), view="weak", seed=3)
+    again = embed_items(Flat(), src, idx, aug, torch.device(cpu), view="weak", seed=3)
+    assert torch.equal(weak, again) and not torch.equal(weak, plain)

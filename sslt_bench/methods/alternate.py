@@ -26,7 +26,8 @@ Table 2 ablations are config fields (``stage2_sampling``, ``stage3_sampling``,
 
 ``recipe``: ``paper`` (default) follows the paper's text as above; ``released`` follows the
 authors' code (github BoLiu-SVCL/SSLT, alternate.py / init_train.py): one classifier g trained
-in stage 2 (no separate g') and stage 3; KL target reset to uniform at every loop start;
+in stage 2 (no separate g') and stage 3; U labelled through the training augmentation (their
+``ext`` loader uses the training transform); KL target reset to uniform at every loop start;
 stage 2 SGD lr 0.01 Nesterov, x0.1 at 80% (epoch 40 of 50); stage 3 lr 0.001 constant for 20
 epochs on augmented images through f in eval mode; init classifier 20 epochs with f's BN in
 eval mode. Each difference is its own field (``RECIPES``; docs/fidelity.md lists them with
@@ -87,6 +88,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "stage3_features": "cached",
         "init_head_epochs": _Field("head_epochs"),
         "head_bn": "train",
+        "pseudo_label_view": "none",
     },
     "released": {
         "loop_epochs": 50,
@@ -102,6 +104,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "stage3_features": "augmented",
         "init_head_epochs": 20,
         "head_bn": "eval",
+        "pseudo_label_view": "weak",
     },
 }
 
@@ -140,6 +143,8 @@ class AlternateConfig(DecouplingConfig):
             released 20).
         head_bn: BatchNorm of f in the initialisation's ``augmented`` cRT (decoupling's field;
             recipe: ``train`` as Kang et al.'s code, ``eval`` as the released SSLT code).
+        pseudo_label_view: images stage 1 labels: ``none`` (un-augmented, the paper) or
+            ``weak`` (the training augmentation, as the released code's ``ext`` loader) (recipe).
         stage2_sampling: sampling of stage 2 (``class_balanced`` balances on pseudo labels).
         stage3_sampling: sampling of stage 3 (classifier g).
         classifier_pool: stage-3 data: ``labeled`` (D, the paper) or ``labeled+pseudo``.
@@ -165,6 +170,7 @@ class AlternateConfig(DecouplingConfig):
     stage3_bn: Literal["eval", "train"] = "eval"
     init_head_epochs: int | None = in_range(None, "[0, inf)")
     head_bn: Literal["eval", "train"] | None = None
+    pseudo_label_view: Literal["none", "weak"] | None = None
     stage2_sampling: Sampling = "random"
     stage3_sampling: Sampling = "class_balanced"
     classifier_pool: Literal["labeled", "labeled+pseudo"] = "labeled"
@@ -197,6 +203,7 @@ def alternate_loops(
     loop_start: Callable[[StepContext], None] | None = None,
     on_epoch_end: Callable[[StepContext], None] | None = None,
     stage2_head: str = "random",
+    pseudo_view: str = "none",
     stage2_kwargs: dict[str, Any] | None = None,
     stage3_kwargs: dict[str, Any] | None = None,
 ) -> list[Step]:
@@ -206,6 +213,7 @@ def alternate_loops(
     evaluation of f and g after the initialisation and after every loop, and a final
     pseudo-labelling of U into ``state["pseudo_final"]`` (diagnostics only, never trained on).
     ``stage2_head`` is the head trained with f (``balanced``: one classifier in both stages);
+    ``pseudo_view`` the view of U that stage 1 labels;
     ``stage2_kwargs``/``stage3_kwargs`` replace the method's ``train_kwargs()``/
     ``head_kwargs()`` (per-stage optimiser settings).
     """
@@ -213,7 +221,7 @@ def alternate_loops(
     head_kw = method.head_kwargs() if stage3_kwargs is None else stage3_kwargs
     steps: list[Step] = [Evaluate("init/eval", "balanced")]
     for k in range(1, loops + 1):
-        steps.append(PseudoLabel(f"loop{k}/pseudo", "balanced"))
+        steps.append(PseudoLabel(f"loop{k}/pseudo", "balanced", view=pseudo_view))
         if loop_start is not None:
             steps.append(Call(f"loop{k}/start", loop_start))
         steps += [
@@ -269,6 +277,7 @@ class Alternate(Method):
             loop_start=self.loop_start,
             on_epoch_end=self.roll_epoch,
             stage2_head=c.stage2_head,
+            pseudo_view=c.pseudo_label_view,
             stage2_kwargs={
                 **self.train_kwargs(),
                 "lr": c.stage2_lr,
