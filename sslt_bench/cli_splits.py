@@ -57,7 +57,10 @@ def _show_planned_counts(dataset, seed, overrides):
         f"{dataset} seed {seed}: counts only (no images read, no split hash), "
         f"{info['num_classes']} classes, {sum(lab)} labeled, {sum(unl)} unlabeled"
     )
-    click.echo(f"labeled per class: max {max(lab)}, min {min(lab)}")
+    from .split import achieved_ratio
+
+    ratio = achieved_ratio(lab)
+    click.echo(f"labeled per class: max {max(lab)}, min {min(lab)}, achieved ratio {ratio}")
     click.echo(
         "split sizes (classes): " + ", ".join(f"{k} {v}" for k, v in info["split_sizes"].items())
     )
@@ -83,6 +86,13 @@ def splits_show(dataset, seed, overrides, data_root, counts_only):
     )
     click.echo(
         "split sizes (classes): " + ", ".join(f"{k} {v}" for k, v in info["split_sizes"].items())
+    )
+    lab = info["labeled_counts"]
+    asked = info["params"].get("imbalance_ratio")
+    click.echo(
+        f"labeled per class: max {max(lab)}, min {min(lab)}, achieved ratio "
+        f"{info['achieved_ratio']} (n_max / n_min of the actual counts"
+        + (f"; requested {asked})" if asked is not None else ")")
     )
     if s.num_classes <= 20:
         for c in range(s.num_classes):

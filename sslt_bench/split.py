@@ -118,6 +118,7 @@ class Split:
             "split_sizes": self.split_sizes,
             "labeled_counts": self.labeled_counts.tolist(),
             "unlabeled_counts": self.unlabeled_counts.tolist(),
+            "achieved_ratio": achieved_ratio(self.labeled_counts),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -287,6 +288,18 @@ def splits_by_threshold(counts: np.ndarray, many_above: int, few_at_most: int) -
     """Many if n > ``many_above``, few if n <= ``few_at_most``, else medium (ImageNet-SSLT)."""
     counts = np.asarray(counts)
     return np.where(counts > many_above, 0, np.where(counts <= few_at_most, 2, 1)).astype(np.int64)
+
+
+def achieved_ratio(counts: Any) -> float | None:
+    """n_max / n_min of the actual labeled counts (rounded to 0.01), ``None`` if a class is empty.
+
+    Floors and the at-least-one rule make it differ from the requested ``imbalance_ratio``
+    (cifar10-sslt, n_max 833, ratio 1000: counts end 3, 1, 1, so 833).
+    """
+    counts = [int(c) for c in counts]
+    if not counts or min(counts) <= 0:
+        return None
+    return round(max(counts) / min(counts), 2)
 
 
 def draw_per_class(

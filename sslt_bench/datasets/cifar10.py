@@ -4,7 +4,11 @@ Labeled D: n_i = floor(n_max * ratio^(-i/9)) images of CIFAR class i (airplane =
 tail), at least 1 each; ratio 100 (default) or 1000. Unlabeled U: the same class distribution,
 ``unlabeled_factor`` (5) times larger. The paper took U from Tiny Images (withdrawn), so by
 default U comes from the CIFAR-10 train images not in D, which needs n_max = 5000 // (1 + 5) =
-833 (``n_max`` unset = 5000 // (1 + unlabeled_factor)).
+833 (``n_max`` unset = 5000 // (1 + unlabeled_factor)). The floors and the at-least-one rule
+make the achieved ratio n_max / n_min of the actual counts (``splits show``, and
+``split.achieved_ratio`` in every record) differ from ``imbalance_ratio``: 833 / 8 = 104.1
+at ratio 100, and at ratio 1000 the counts end 8, 3, 1, 1, so 833 / 1 = 833 (the paper's
+n_max = 5000 gives 5000 / 5 = 1000 exactly).
 Paper-faithful variant: ``--set unlabeled_source=POOL`` keeps the paper's n_max = 5000 and
 draws U class-proportionally from an external pool file: ``.npz`` (or a ``torch.save``-d
 dict) with ``images`` (uint8 ``[N, 32, 32, 3]`` or ``[N, 3, 32, 32]``) and ``labels``
