@@ -34,7 +34,15 @@ class Registry(Generic[T]):
         self._group = group
         self._entries: dict[str, T] = {}
         self._summaries: dict[str, str] = {}
+        self._prefixes: dict[str, Callable[[str], T]] = {}
         self._loaded = False
+
+    def register_prefix(self, prefix: str, resolve: Callable[[str], T]) -> None:
+        """Resolve every name ``prefix + rest`` to ``resolve(rest)`` (e.g. ``timm:<name>``).
+
+        ``resolve`` raises :class:`~sslt_bench.errors.UsageError` for a ``rest`` it lacks.
+        """
+        self._prefixes[prefix] = resolve
 
     def register(self, name: str, summary: str | None = None) -> Callable[[T], T]:
         """Return a decorator that registers ``obj`` under ``name``.
@@ -79,8 +87,13 @@ class Registry(Generic[T]):
             UsageError: if ``name`` is not registered; the message lists the valid names.
         """
         self.load()
+        for prefix, resolve in self._prefixes.items():
+            if name.startswith(prefix) and name not in self._entries:
+                return resolve(name[len(prefix) :])
         if name not in self._entries:
-            raise choices_error(self.kind, name, self._entries)
+            raise choices_error(
+                self.kind, name, [*self._entries, *(f"{p}<name>" for p in self._prefixes)]
+            )
         return self._entries[name]
 
     def names(self) -> list[str]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..registry import register_model
+from ..errors import UsageError
+from ..registry import MODELS, register_model
 
 
 class TimmBackbone(nn.Module):
@@ -23,6 +24,24 @@ class TimmBackbone(nn.Module):
     def forward(self, x):  # noqa: D102
         return self.net(x)
 
+
+def timm_backbone(name: str):
+    """The backbone factory of ``timm:<name>`` (any model timm can build, random weights).
+
+    Raises:
+        UsageError: if timm has no model ``name`` (one line, naming how to list them).
+    """
+    import timm
+
+    if not timm.is_model(name):
+        raise UsageError(
+            f"unknown timm model {name!r}; timm.list_models() lists the names "
+            "(e.g. timm:resnet10t, timm:mobilenetv3_small_050)"
+        )
+    return lambda in_channels, image_size: TimmBackbone(name, in_channels)
+
+
+MODELS.register_prefix("timm:", timm_backbone)
 
 for _name in ("resnet18", "resnet50"):
     register_model(_name, summary=f"{_name} from timm (ImageNet layout, random init)")(
