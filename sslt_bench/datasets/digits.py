@@ -7,7 +7,8 @@ and an unlabeled set U with ``unlabeled_factor`` (default 4) times the labeled c
 class. Which digit is the head class is a seeded permutation. Many/medium/few: the 3 most
 populated classes, the next 3, the last 4 (as CIFAR-10-SSLT).
 Default backbone: ``small-cnn`` with batch size 32 in both profiles (D has 109 images), and
-an epoch is at least 32 batches (``min_steps_per_epoch``).
+an epoch is at least 32 batches (``min_steps_per_epoch``). Normalisation: mean and std of the
+training images D ∪ U (no test image; before this, they were taken over all 1,797 images).
 """
 
 from __future__ import annotations
@@ -68,6 +69,15 @@ def load_digits_array() -> tuple[np.ndarray, np.ndarray]:
     return digits.images[:, None], digits.target.astype(np.int64)
 
 
+def train_stats(images: torch.Tensor, train_idx: np.ndarray) -> tuple[float, float]:
+    """Normalisation mean and std (in [0, 1] units) of the training images D ∪ U only.
+
+    As CIFAR's usual constants come from its training set: no test image takes part.
+    """
+    pixels = images[torch.as_tensor(train_idx)].double() / 255
+    return float(pixels.mean()), float(pixels.std())
+
+
 @register_dataset(
     "digits-sslt",
     summary="sklearn digits (8x8, 10 classes), LT labeled + 4x "
@@ -118,6 +128,5 @@ class DigitsSSLT(DatasetBuilder):
             unlabeled_y_hidden=labels[unl],
         )
         source = TensorSource(images)
-        mean = float(images.float().mean() / 255)
-        std = float(images.float().std() / 255)
+        mean, std = train_stats(images, np.concatenate([lab, unl]))
         return SSLTData(split, source, source, (mean,), (std,), crop_padding=1, flip=False)
