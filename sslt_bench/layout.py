@@ -46,20 +46,24 @@ def cell(line: Line, col: tuple[str, str], what: str) -> str:
     c = line.cells.get(col)
     if c is None:
         return "-" if what != "n" else ""
+    if what == "n":
+        return "paper" if line.quoted else str(c["n"])
     if line.quoted:
-        return "paper" if what == "n" else _num(c[what])
-    return str(c["n"]) if what == "n" else fmt(c[what], c[what + "_std"], c["n"])
+        return "-" if c.get(what) is None else _num(c[what])
+    return fmt(c.get(what), c.get(what + "_std"), c["n"])
 
 
-def best_means(lines: list[Line], col: tuple[str, str]) -> dict[str, float]:
+def best_means(
+    lines: list[Line], col: tuple[str, str], metrics: tuple[str, ...] = METRICS
+) -> dict[str, float]:
     """Highest displayed (1-decimal) measured mean per metric among ``lines`` in ``col``."""
     best: dict[str, float] = {}
     for ln in lines:
         c = ln.cells.get(col)
         if ln.quoted or c is None:
             continue
-        for m in METRICS:
-            if c[m] is not None:
+        for m in metrics:
+            if c.get(m) is not None:
                 best[m] = max(best.get(m, round(c[m], 1)), round(c[m], 1))
     return best
 
@@ -67,7 +71,7 @@ def best_means(lines: list[Line], col: tuple[str, str]) -> dict[str, float]:
 def is_best(line: Line, col: tuple[str, str], what: str, best: dict[str, float]) -> bool:
     """Whether ``line``'s ``what`` cell in ``col`` shows the best measured mean (ties: all)."""
     c = line.cells.get(col)
-    if line.quoted or what == "n" or c is None or c[what] is None:
+    if line.quoted or what == "n" or c is None or c.get(what) is None:
         return False
     return round(c[what], 1) == best.get(what)
 
@@ -80,6 +84,7 @@ class Block:
     col: tuple[str, str]
     lines: list[Line]
     quoted: bool = False
+    metrics: tuple[str, ...] = METRICS
 
     def label(self, line: Line) -> str:
         """Row label: the method (and what sets its configuration apart)."""
@@ -90,15 +95,15 @@ class Block:
     def row(self, line: Line, mark) -> list[str]:
         """``[label, n, metrics...]`` with ``mark(text)`` applied to the best cells."""
         if self.quoted:
-            return [self.label(line), "quoted", *(cell(line, self.col, m) for m in METRICS)]
-        best = best_means(self.lines, self.col) if len(self.lines) > 1 else {}
+            return [self.label(line), "quoted", *(cell(line, self.col, m) for m in self.metrics)]
+        best = best_means(self.lines, self.col, self.metrics) if len(self.lines) > 1 else {}
         return [
             self.label(line),
             *(
                 mark(cell(line, self.col, h))
                 if is_best(line, self.col, h, best)
                 else cell(line, self.col, h)
-                for h in HEAD
+                for h in ("n", *self.metrics)
             ),
         ]
 
@@ -119,11 +124,11 @@ def blocks(board: Board) -> list[Block]:
         for (profile, backbone, split), lines in sorted(groups.items()):
             lines.sort(key=lambda ln: (-_overall(ln, col), ln.label))
             title = f"{label} · profile {profile} · {backbone} · split {split[:8]}"
-            out.append(Block(title, col, lines))
+            out.append(Block(title, col, lines, metrics=board.metrics))
         quoted = [ln for ln in board.lines if ln.quoted and col in ln.cells]
         if quoted:
             title = f"{label} · {QUOTED}: published numbers, not measured here"
-            out.append(Block(title, col, quoted, quoted=True))
+            out.append(Block(title, col, quoted, quoted=True, metrics=board.metrics))
     return out
 
 

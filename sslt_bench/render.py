@@ -17,7 +17,7 @@ import textwrap
 from typing import Any
 
 from . import render_doc
-from .layout import FAILED_HEAD, HEAD, PROV_HEAD, blocks, cell, failed_rows, provenance
+from .layout import FAILED_HEAD, PROV_HEAD, blocks, cell, failed_rows, provenance
 from .paper import QUOTED
 from .table import METRICS, Board, is_ok
 
@@ -29,7 +29,7 @@ BEST = "*"
 
 def _headers(board: Board, sep: str) -> list[str]:
     multi = len(board.columns) > 1
-    cols = [f"{label}{sep}{h}" if multi else h for _, label in board.columns for h in HEAD]
+    cols = [f"{label}{sep}{h}" if multi else h for _, label in board.columns for h in board.head]
     return ["method", "profile", "backbone", *cols]
 
 
@@ -39,7 +39,7 @@ def _body(board: Board) -> list[list[str]]:
             ln.label,
             ln.profile,
             ln.backbone,
-            *(cell(ln, c, h) for c, _ in board.columns for h in HEAD),
+            *(cell(ln, c, h) for c, _ in board.columns for h in board.head),
         ]
         for ln in board.lines
     ]
@@ -75,7 +75,7 @@ def _compact_terminal(board: Board) -> list[str]:
     parts: list[str] = []
     for b in blocks(board):
         rows = [b.row(ln, lambda s: f"{s} {BEST}") for ln in b.lines]
-        parts += ["", *_wrap(b.title), _fit(rows, ["method", *HEAD])]
+        parts += ["", *_wrap(b.title), _fit(rows, ["method", *board.head])]
     if any(not b.quoted and len(b.lines) > 1 for b in blocks(board)):
         parts.append(f"{BEST} best measured mean of its column in the block (ties all marked)")
     return parts[1:]
@@ -125,7 +125,7 @@ def compact_markdown(board: Board) -> str:
     parts = []
     for b in blocks(board):
         rows = [b.row(ln, lambda s: f"**{s}**") for ln in b.lines]
-        parts.append(f"**{b.title}**\n\n" + _md_table(["method", *HEAD], rows))
+        parts.append(f"**{b.title}**\n\n" + _md_table(["method", *board.head], rows))
     return "\n\n".join(parts)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 
-from .layout import FAILED_HEAD, HEAD, PROV_HEAD, best_means, cell, failed_rows, is_best, provenance
+from .layout import FAILED_HEAD, PROV_HEAD, best_means, cell, failed_rows, is_best, provenance
 from .paper import QUOTED
 from .table import Board
 
@@ -37,24 +37,25 @@ def tex_escape(text: str) -> str:
 
 def latex(board: Board) -> str:
     """A booktabs tabular fragment for pasting into a paper."""
-    ncol = 3 + len(HEAD) * len(board.columns)
-    best = {col: best_means(board.lines, col) for col, _ in board.columns}
+    head = board.head
+    ncol = 3 + len(head) * len(board.columns)
+    best = {col: best_means(board.lines, col, board.metrics) for col, _ in board.columns}
     out = [
         "% sslt-bench table: accuracy in %, mean $\\pm$ std over seeds",
         "% needs \\usepackage{booktabs}",
-        "\\begin{tabular}{lll" + ("r" * len(HEAD)) * len(board.columns) + "}",
+        "\\begin{tabular}{lll" + ("r" * len(head)) * len(board.columns) + "}",
         "\\toprule",
     ]
-    groups = [f"\\multicolumn{{{len(HEAD)}}}{{c}}{{{tex_escape(lab)}}}" for _, lab in board.columns]
+    groups = [f"\\multicolumn{{{len(head)}}}{{c}}{{{tex_escape(lab)}}}" for _, lab in board.columns]
     out.append(" & & & " + " & ".join(groups) + " \\\\")
     out.append(
         " ".join(
-            f"\\cmidrule(lr){{{4 + i * len(HEAD)}-{3 + (i + 1) * len(HEAD)}}}"
+            f"\\cmidrule(lr){{{4 + i * len(head)}-{3 + (i + 1) * len(head)}}}"
             for i in range(len(board.columns))
         )
     )
-    head = ["$n$", "Overall", "Many", "Medium", "Few"] * len(board.columns)
-    out += ["Method & Profile & Backbone & " + " & ".join(head) + " \\\\", "\\midrule"]
+    names = ["$n$", *(tex_escape(m.capitalize()) for m in board.metrics)] * len(board.columns)
+    out += ["Method & Profile & Backbone & " + " & ".join(names) + " \\\\", "\\midrule"]
     quoted_started = False
     for ln in board.lines:
         if ln.quoted and not quoted_started:
@@ -62,7 +63,7 @@ def latex(board: Board) -> str:
             out += ["\\midrule", f"\\multicolumn{{{ncol}}}{{l}}{{\\textit{{{QUOTED}}}}} \\\\"]
         cells = []
         for col, _ in board.columns:
-            for h in HEAD:
+            for h in head:
                 text = tex_escape(cell(ln, col, h)).replace("±", "$\\pm$")
                 if ln.quoted:
                     text = f"\\textit{{{text}}}" if text else text
@@ -103,7 +104,7 @@ _CSS = (
 
 def html_page(board: Board, title: str = "sslt-bench results") -> str:
     """A static, well-formed HTML page: table, notes, provenance, failed runs."""
-    best = {col: best_means(board.lines, col) for col, _ in board.columns}
+    best = {col: best_means(board.lines, col, board.metrics) for col, _ in board.columns}
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -115,16 +116,16 @@ def html_page(board: Board, title: str = "sslt-bench results") -> str:
         '<table class="board">',
         "<thead>",
         '<tr><th rowspan="2">method</th><th rowspan="2">profile</th><th rowspan="2">backbone</th>'
-        + "".join(f'<th colspan="{len(HEAD)}">{_e(lab)}</th>' for _, lab in board.columns)
+        + "".join(f'<th colspan="{len(board.head)}">{_e(lab)}</th>' for _, lab in board.columns)
         + "</tr>",
-        "<tr>" + "".join(f"<th>{h}</th>" for _ in board.columns for h in HEAD) + "</tr>",
+        "<tr>" + "".join(f"<th>{_e(h)}</th>" for _ in board.columns for h in board.head) + "</tr>",
         "</thead>",
         "<tbody>",
     ]
     for ln in board.lines:
         tds = []
         for col, _ in board.columns:
-            for h in HEAD:
+            for h in board.head:
                 cls = ' class="best"' if is_best(ln, col, h, best[col]) else ""
                 tds.append(f"<td{cls}>{_e(cell(ln, col, h))}</td>")
         row_cls = ' class="quoted"' if ln.quoted else ""

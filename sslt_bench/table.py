@@ -231,6 +231,12 @@ class Board:
     rows: list[dict[str, Any]]
     failed: list[dict[str, Any]]
     notes: list[str]
+    metrics: tuple[str, ...] = METRICS
+
+    @property
+    def head(self) -> tuple[str, ...]:
+        """Column names of one data set variant: ``n`` and the metrics."""
+        return ("n", *self.metrics)
 
 
 def _suffix(row: dict[str, Any], clash: list[dict[str, Any]], by_seed: bool) -> str:
@@ -250,6 +256,7 @@ def build_board(
     by_seed: bool = False,
     with_paper: bool = False,
     paper_methods: set[str] | None = None,
+    metrics: tuple[str, ...] = METRICS,
 ) -> Board:
     """Lay out ``records`` as a leaderboard (quoted paper lines after measured ones).
 
@@ -258,8 +265,10 @@ def build_board(
         by_seed: one line per run instead of mean ± std over seeds.
         with_paper: add the paper's quoted rows for the data set variants shown.
         paper_methods: only quote these methods (default: every quoted method).
+        metrics: the metric columns (a record's ``metrics`` key, else a top-level field);
+            quoted paper rows show ``-`` for metrics the paper does not report.
     """
-    rows = aggregate(records, by_seed)
+    rows = aggregate(records, by_seed, metrics)
     labels = column_labels(rows)
     columns = sorted(labels.items(), key=lambda kv: (kv[0][0], kv[1]))
     clashes: dict[tuple, list] = defaultdict(list)
@@ -281,7 +290,7 @@ def build_board(
     )
     notes: list[str] = []
     quoted = _quoted_lines(rows, columns, notes, paper_methods) if with_paper else []
-    return Board(columns, measured + quoted, rows, failed, notes)
+    return Board(columns, measured + quoted, rows, failed, notes, tuple(metrics))
 
 
 def _quoted_lines(rows, columns, notes: list[str], methods: set[str] | None) -> list[Line]:

@@ -388,3 +388,22 @@ def test_render_modules_import_no_cycle():
     tree = ast.parse(Path(doc.__file__).read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "render" not in imported and "layout" in imported
+
+
+def test_an_extra_metric_column_is_one_name():
+    recs = [
+        rec("erm", s, metrics={**rec()["metrics"], "median_last20": 60.0 + s}) for s in range(3)
+    ]
+    recs.append(rec("decoupling", 0, median_last20=80.0))  # a top-level record field works too
+    metrics = ("overall", "many", "medium", "few", "median_last20")
+    board = build_board(recs, with_paper=True, metrics=metrics)
+    text = render("terminal", board, recs)
+    assert max(map(len, text.splitlines())) <= 100
+    head = next(ln for ln in text.splitlines() if ln.startswith("method"))
+    assert head.split() == ["method", "n", *metrics]
+    assert "61.0 ± 1.0" in next(ln for ln in text.splitlines() if ln.startswith("erm"))
+    assert "80.0 *" in next(ln for ln in text.splitlines() if ln.startswith("decoupling"))
+    quoted = next(ln for ln in text.splitlines() if ln.startswith("decoupling [Table 1"))
+    assert quoted.split()[-1] == "-"  # the paper does not report it
+    for fmt in ("markdown", "latex", "html"):
+        assert "median" in render(fmt, board, recs).lower(), fmt
