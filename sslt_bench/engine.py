@@ -22,7 +22,7 @@ from .augment import Augmenter
 from .data import ImageSource
 from .ema import ema_update
 from .samplers import balanced_epoch_size, epoch_order, to_batches
-from .stages import Batch, StepContext, Train, TrainHead
+from .stages import Batch, EmaDecay, StepContext, Train, TrainHead
 
 
 class NonFiniteLoss(RuntimeError):
@@ -46,6 +46,14 @@ def lr_at(step: Train | TrainHead, it: int, total: int, steps_per_epoch: int) ->
             else base
         )
     return base
+
+
+def ema_decay_at(step: Train, ctx: StepContext) -> float:
+    """The EMA decay after optimiser step ``ctx.step``: a constant or the step's schedule."""
+    decay = step.ema_decay
+    if isinstance(decay, EmaDecay):
+        return decay.at(ctx.epoch, ctx.epochs, ctx.step)
+    return float(decay)
 
 
 def epoch_draws(step: Train | TrainHead, labels: torch.Tensor, num_classes: int) -> int | None:
@@ -163,7 +171,7 @@ def train_epoch(
             loss.backward()
             opt.step()
         if ctx.ema is not None and step.ema_decay is not None:
-            ema_update(ctx.ema, ctx.model, step.ema_decay)
+            ema_update(ctx.ema, ctx.model, ema_decay_at(step, ctx))
         sums["loss"] += float(loss.detach())
         for k, v in logs.items():
             sums[k] = sums.get(k, 0.0) + float(v)

@@ -162,7 +162,7 @@ class Session:
         if step.ema_decay is not None and ctx.ema is None:
             ctx.ema = make_ema(model)
         opt = torch.optim.SGD(
-            params_of(model, step.params),
+            decay_groups(model, params_of(model, step.params), step.no_decay),
             lr=step.lr,
             momentum=step.momentum,
             weight_decay=step.weight_decay,
@@ -329,6 +329,38 @@ def params_of(model: torch.nn.Module, names: tuple[str, ...]) -> list[torch.nn.P
     for p in chosen:
         p.requires_grad_(True)
     return chosen
+
+
+_NORMS = (
+    torch.nn.BatchNorm1d,
+    torch.nn.BatchNorm2d,
+    torch.nn.BatchNorm3d,
+    torch.nn.SyncBatchNorm,
+    torch.nn.GroupNorm,
+    torch.nn.LayerNorm,
+)
+
+
+def decay_groups(
+    model: torch.nn.Module, params: list[torch.nn.Parameter], no_decay: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """SGD parameter groups: ``params`` with weight decay, and those in ``no_decay`` without.
+
+    ``bias``: parameters named ``*.bias``; ``norm``: parameters of normalisation layers. With
+    nothing exempt this is one group (the optimiser state of older checkpoints still loads).
+    """
+    if not no_decay:
+        return [{"params": params}]
+    exempt: set[int] = set()
+    for module in model.modules():
+        for p_name, p in module.named_parameters(recurse=False):
+            if ("bias" in no_decay and p_name == "bias") or (
+                "norm" in no_decay and isinstance(module, _NORMS)
+            ):
+                exempt.add(id(p))
+    decay = [p for p in params if id(p) not in exempt]
+    free = [p for p in params if id(p) in exempt]
+    return [{"params": decay}, {"params": free, "weight_decay": 0.0}]
 
 
 def pool_of(pool: str, split: Split, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:

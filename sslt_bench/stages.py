@@ -3,7 +3,8 @@
 A method returns a flat list of steps from ``plan()``; the runner executes them in order and
 checkpoints between epochs and between steps, so a plan is also the unit of resume. Steps:
 
-* :class:`Train`: SGD on chosen parameters with a chosen sampler and pool, the method's loss.
+* :class:`Train`: SGD on chosen parameters with a chosen sampler and pool, the method's loss
+  (optionally an EMA of the model with a constant decay or an :class:`EmaDecay` schedule).
 * :class:`TrainHead`: freeze the embedding, cache features, train one head on them.
 * :class:`PseudoLabel`: label U with a head; stores labels in ``state[key]`` and logs their
   accuracy per many/medium/few split (the runner alone sees U's hidden labels).
@@ -45,8 +46,35 @@ class Unlabeled:
 
 
 @dataclass
+class EmaDecay:
+    """A per-step EMA decay schedule the runner applies (Mean Teacher's).
+
+    ``rampup`` during the first ``rampup_fraction`` of the step's epochs, ``final`` after;
+    with ``warm_cap``, at most 1 - 1/(t + 1) at optimiser step t (early on the EMA is the plain
+    average of the weights so far, as in Mean Teacher's code).
+    """
+
+    final: float
+    rampup: float | None = None
+    rampup_fraction: float = 0.0
+    warm_cap: bool = False
+
+    def at(self, epoch: int, epochs: int, step: int) -> float:
+        """The decay for optimiser step ``step`` (0-based, in the Train step) of ``epoch``."""
+        ramping = self.rampup is not None and epoch < self.rampup_fraction * epochs
+        decay = self.rampup if ramping else self.final
+        return min(decay, 1.0 - 1.0 / (step + 1)) if self.warm_cap else decay
+
+
+@dataclass
 class Train:
-    """Train with SGD (momentum, weight decay, cosine or step schedule) for ``epochs``."""
+    """Train with SGD (momentum, weight decay, cosine or step schedule) for ``epochs``.
+
+    ``ema_decay``: keep an EMA of the model with this constant decay or :class:`EmaDecay`
+    schedule. ``no_decay``: parameters without weight decay, ``bias`` (every ``*.bias``) and/or
+    ``norm`` (every parameter of a normalisation layer), as FixMatch's reference code
+    (kekmodel/FixMatch-pytorch: names containing ``bias`` or ``bn``).
+    """
 
     name: str
     epochs: int
@@ -66,7 +94,8 @@ class Train:
     step_gamma: float = 0.01
     warmup_epochs: int = 0
     steps_per_epoch: int | None = None
-    ema_decay: float | None = None
+    ema_decay: float | EmaDecay | None = None
+    no_decay: tuple[Literal["bias", "norm"], ...] = ()
     reset_heads: tuple[str, ...] = ()
     on_epoch_end: Callable[[StepContext], None] | None = None
     embed_bn: Literal["eval", "train"] = "eval"

@@ -7,6 +7,7 @@ import torch
 from sslt_bench.augment import Augmenter
 from sslt_bench.config import build_config
 from sslt_bench.ema import make_ema
+from sslt_bench.engine import ema_decay_at
 from sslt_bench.errors import UsageError
 from sslt_bench.losses import drw_weights, ldam_loss, ldam_margins
 from sslt_bench.methods.base import DataInfo
@@ -19,7 +20,7 @@ from sslt_bench.methods.pseudo_label_ldam import (
     snapshot_weights,
 )
 from sslt_bench.models import build_model
-from sslt_bench.stages import Batch, Call, PseudoLabel, StepContext, Train
+from sslt_bench.stages import Batch, Call, EmaDecay, PseudoLabel, StepContext, Train
 
 COUNTS = np.array([40, 12, 4])
 
@@ -140,7 +141,8 @@ def test_mean_teacher_loss_and_ema_schedule():
     method = MeanTeacherLDAM(cfg, _info())
     (step,) = method.plan()
     assert method.eval_ema and step.unlabeled.include_labeled
-    assert len(set(step.unlabeled.views)) == 2 and step.ema_decay == 0.99
+    assert len(set(step.unlabeled.views)) == 2
+    assert step.ema_decay == EmaDecay(0.999, 0.99, cfg.rampup, warm_cap=True)
     model = build_model("small-cnn", 1, 8, 3, {"random": "cosine"})
     ctx = _ctx(model, make_ema(model), epochs=30)
     g = torch.Generator().manual_seed(1)
@@ -157,13 +159,12 @@ def test_mean_teacher_loss_and_ema_schedule():
     loss.backward()
     assert all(p.grad is None for p in ctx.ema.parameters())
     assert any(p.grad is not None for p in ctx.model.parameters())
-    assert step.ema_decay == 0.0  # step 0: bias-corrected, the teacher becomes the student
+    # the runner applies the step's declared schedule (ema_decay_at), never the loss
+    assert ema_decay_at(step, ctx) == 0.0  # step 0: bias-corrected, teacher becomes student
     ctx.step = 9
-    step.loss(batch, ctx)
-    assert step.ema_decay == pytest.approx(0.9)  # 1 - 1/(t + 1) below the ramp-up decay
+    assert ema_decay_at(step, ctx) == pytest.approx(0.9)  # 1 - 1/(t + 1) below the ramp-up
     ctx.epoch, ctx.step = 8, 5000  # 8 >= 30 * 0.267: ramp-up over
     _, logs = step.loss(batch, ctx)
-    assert logs["cons_weight"] == pytest.approx(100.0) and step.ema_decay == 0.999
+    assert logs["cons_weight"] == pytest.approx(100.0) and ema_decay_at(step, ctx) == 0.999
     ctx.epoch = 7
-    step.loss(batch, ctx)
-    assert step.ema_decay == 0.99
+    assert ema_decay_at(step, ctx) == 0.99

@@ -14,8 +14,9 @@ pseudo-label accuracy needs U's hidden labels, which a method never sees.
 Profiles. ``paper``: FixMatch's own CIFAR settings (the alternate-sampling paper implements
 comparison methods "with the hyper-parameters in their papers", Appendix A): 2^20 steps
 (1024 epochs x 1024 steps), B = 64, mu = 7, lambda_u = 1, tau = 0.95, SGD lr 0.03 with
-Nesterov momentum 0.9, wd 5e-4, cosine decay, EMA 0.999. One difference: the schedule decays to
-0 (the runner's cosine), where FixMatch's is lr * cos(7 pi k / 16 K) and ends at 0.2 * lr.
+Nesterov momentum 0.9, wd 5e-4 (none on biases and BatchNorm, as the reference code), cosine
+decay, EMA 0.999. One difference: the schedule decays to 0 (the runner's cosine), where
+FixMatch's is lr * cos(7 pi k / 16 K) and ends at 0.2 * lr.
 ``quick``: B = 32, mu = 2, 7 epochs x 100 steps = 700 steps, EMA decay 0.99 (with 0.999
 the EMA of a 700-step run would still be half its random initialisation). Each step sees
 B + 2 mu B = 160 images, ~112k in total: ~11 passes over D and ~4.5 over U in two views.
@@ -28,7 +29,7 @@ unlabeled ratio, were the binding limit. About 8-9 min for ResNet-20 on cifar10-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,9 @@ class FixMatchConfig(BaseConfig):
         lambda_u: weight of the unlabeled loss.
         nesterov: Nesterov momentum.
         ema_decay: decay of the evaluated EMA model.
+        no_decay: parameters without weight decay: ``bias`` and ``norm`` (BatchNorm) as the
+            reference PyTorch code (kekmodel/FixMatch-pytorch, train.py: names with ``bias``
+            or ``bn``); empty = weight decay on every parameter.
     """
 
     batch_size: int = 64
@@ -62,6 +66,7 @@ class FixMatchConfig(BaseConfig):
     lambda_u: float = in_range(1.0, "[0, inf)")
     nesterov: bool = True
     ema_decay: float = in_range(0.999, "[0, 1)")
+    no_decay: tuple[Literal["bias", "norm"], ...] = ("bias", "norm")
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {
@@ -118,6 +123,7 @@ class FixMatch(Method):
                 nesterov=c.nesterov,
                 steps_per_epoch=c.steps_per_epoch,
                 ema_decay=c.ema_decay,
+                no_decay=c.no_decay,
                 **self.train_kwargs(),
             )
         ]

@@ -35,7 +35,7 @@ import torch
 from ..config import in_range
 from ..losses import mse_consistency, sigmoid_rampup
 from ..registry import register_method
-from ..stages import Batch, Step, StepContext, Train, Unlabeled
+from ..stages import Batch, EmaDecay, Step, StepContext, Train, Unlabeled
 from .ldam_drw import LDAMDRW, LDAMConfig
 
 STUDENT_VIEW, TEACHER_VIEW = "weak", "weak:teacher"
@@ -81,18 +81,10 @@ class MeanTeacherLDAM(LDAMDRW):
     Config = MeanTeacherLDAMConfig
     eval_ema = True
 
-    def __init__(self, cfg: MeanTeacherLDAMConfig, info) -> None:
-        super().__init__(cfg, info)
-        self._train: Train | None = None
-
     def loss(self, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         """LDAM-DRW on the labeled batch + ramped softmax-MSE consistency on the unlabeled one."""
         c = self.cfg
         ramp_len = c.rampup * ctx.epochs
-        in_rampup = ctx.epoch < ramp_len
-        if self._train is not None:  # the runner applies this decay right after the step
-            decay = c.ema_decay_rampup if in_rampup else c.ema_decay
-            self._train.ema_decay = min(decay, 1.0 - 1.0 / (ctx.step + 1))
         n = len(batch.x)
         logits = ctx.model(torch.cat([batch.x, batch.u[STUDENT_VIEW]]), "random")
         sup, logs = self.ldam_drw(logits[:n], batch.y, ctx)
@@ -109,12 +101,16 @@ class MeanTeacherLDAM(LDAMDRW):
     def plan(self) -> list[Step]:
         """One student stage on D with unlabeled batches from D ∪ U and an EMA teacher."""
         c = self.cfg
-        self._train = Train(
-            "student",
-            c.epochs,
-            self.loss,
-            unlabeled=Unlabeled(mu=c.mu, views=(STUDENT_VIEW, TEACHER_VIEW), include_labeled=True),
-            ema_decay=c.ema_decay_rampup if c.rampup > 0 else c.ema_decay,
-            **self.ldam_train_kwargs(),
-        )
-        return [self._train]
+        teacher = EmaDecay(c.ema_decay, c.ema_decay_rampup, c.rampup, warm_cap=True)
+        return [
+            Train(
+                "student",
+                c.epochs,
+                self.loss,
+                unlabeled=Unlabeled(
+                    mu=c.mu, views=(STUDENT_VIEW, TEACHER_VIEW), include_labeled=True
+                ),
+                ema_decay=teacher,
+                **self.ldam_train_kwargs(),
+            )
+        ]
