@@ -228,6 +228,20 @@ def predict(model: nn.Module, head: str, feats: torch.Tensor) -> torch.Tensor:
     return out.cpu()
 
 
+@torch.no_grad()
+def confidences(model: nn.Module, head: str, feats: torch.Tensor) -> torch.Tensor:
+    """Max softmax probability of a head on features (the confidence of :func:`predict`)."""
+    was = model.training
+    model.eval()
+    out = (
+        torch.cat([model.heads[head](f).softmax(1).amax(1) for f in feats.split(4096)])
+        if len(feats)
+        else torch.empty(0)
+    )
+    model.train(was)
+    return out.float().cpu()
+
+
 def train_head_on_features(
     step: TrainHead,
     model: nn.Module,

@@ -29,7 +29,7 @@ from .augment import Augmenter
 from .data import ImageSource, SSLTData
 from .distributed import Dist
 from .ema import make_ema
-from .engine import Loader, predict, train_epoch
+from .engine import Loader, confidences, predict, train_epoch
 from .engine import train_head_on_features as train_head
 from .methods.base import Method
 from .metrics import accuracy_report
@@ -149,6 +149,8 @@ class Session:
             )
         pseudo = predict(net, step.head, feats)
         ctx.state[step.key] = pseudo.to(ctx.device)
+        if step.scores is not None:
+            ctx.state[step.scores] = confidences(net, step.head, feats).to(ctx.device)
         rep = accuracy_report(
             pseudo.numpy(), split.unlabeled_y_hidden, split.class_split, split.num_classes
         )
@@ -372,5 +374,7 @@ def pool_of(pool: str, split: Split, ctx: StepContext) -> tuple[torch.Tensor, to
         if "pseudo" not in ctx.state:
             raise RuntimeError("pool 'labeled+pseudo' needs a PseudoLabel step before it")
         labels = torch.cat([torch.as_tensor(split.labeled_y), ctx.state["pseudo"].cpu()])
-        return torch.arange(n_l + len(split.unlabeled_idx)), labels
+        ids = torch.arange(n_l + len(split.unlabeled_idx))
+        keep = labels >= 0  # a method may leave pseudo-labelled items out with -1 (CReST)
+        return ids[keep], labels[keep]
     raise ValueError(f"unknown pool {pool!r}")

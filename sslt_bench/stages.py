@@ -142,6 +142,9 @@ class PseudoLabel:
 
     ``view``: the images labelled, ``none`` (un-augmented) or an augmented view such as
     ``weak`` (the released SSLT code labels U through its training transform).
+    ``scores``: also store each label's confidence (max softmax probability) in
+    ``state[scores]`` (CReST ranks each class's pseudo labels by it). A method may set a label
+    to -1 afterwards: the ``labeled+pseudo`` pool leaves such items out.
     """
 
     name: str
@@ -149,6 +152,7 @@ class PseudoLabel:
     key: str = "pseudo"
     ema: bool = False
     view: str = "none"
+    scores: str | None = None
 
 
 @dataclass
@@ -235,4 +239,5 @@ class StepContext:
         if pool == "labeled":
             return self.labeled_counts
         pseudo = self.state["pseudo"].to(self.device)
+        pseudo = pseudo[pseudo >= 0]  # -1: left out of the pool
         return self.labeled_counts + torch.bincount(pseudo, minlength=self.num_classes)
