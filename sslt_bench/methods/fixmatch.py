@@ -7,7 +7,9 @@ tensors by :mod:`sslt_bench.augment`). Loss: CE on the labeled batch + lambda_u 
 unlabeled term of :func:`~sslt_bench.losses.fixmatch_unlabeled_loss` (hard pseudo-label =
 argmax of the weak view's prediction, no gradient; kept if its confidence is >= 0.95; CE of the
 strong view; mean over all mu * B). The three batches share one forward pass (as in the
-original). An EMA of the weights (decay 0.999) is evaluated. Per epoch the record logs
+original). An EMA of the weights (decay 0.999) is evaluated. The step is the FixMatch
+family's shared one (:mod:`~sslt_bench.methods.fixmatch_core`), every piece at its default.
+Per epoch the record logs
 ``mask_rate`` (fraction of unlabeled items above the threshold), ``sup`` and ``unsup``;
 pseudo-label accuracy needs U's hidden labels, which a method never sees.
 
@@ -31,14 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import torch
-import torch.nn.functional as F
-
 from ..config import in_range
-from ..losses import fixmatch_unlabeled_loss
 from ..registry import register_method
-from ..stages import Batch, Step, StepContext, Train, Unlabeled
-from .base import BaseConfig, Method
+from .base import BaseConfig
+from .fixmatch_core import FixMatchFamily
 
 
 @dataclass
@@ -85,45 +83,11 @@ class FixMatchConfig(BaseConfig):
     summary="Sohn et al. 2020: CE on D + confidence-masked (0.95) weak-to-strong pseudo-label "
     "CE on U, mu=7, EMA evaluated",
 )
-class FixMatch(Method):
-    """FixMatch: supervised CE plus masked pseudo-label CE from weak to strong views."""
+class FixMatch(FixMatchFamily):
+    """FixMatch: supervised CE plus masked pseudo-label CE from weak to strong views.
+
+    Every piece is the family default (:mod:`~sslt_bench.methods.fixmatch_core`): one strong
+    view, unlabeled batches from D ∪ U, no extra head, no state.
+    """
 
     Config = FixMatchConfig
-    eval_ema = True
-
-    def loss(self, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
-        """CE of the labeled batch + lambda_u * masked CE of strong views to weak pseudo-labels."""
-        n = len(batch.x)
-        weak, strong = batch.u.get("weak"), batch.u.get("strong")
-        if weak is None or strong is None or len(weak) == 0:  # no unlabeled data at all
-            sup = F.cross_entropy(ctx.model(batch.x, "random"), batch.y)
-            return sup, {"sup": float(sup.detach()), "unsup": 0.0, "mask_rate": 0.0}
-        logits = ctx.model(torch.cat([batch.x, weak, strong]), "random")
-        m = len(weak)
-        sup = F.cross_entropy(logits[:n], batch.y)
-        unsup, mask = fixmatch_unlabeled_loss(
-            logits[n : n + m], logits[n + m :], self.cfg.threshold
-        )
-        logs = {
-            "sup": float(sup.detach()),
-            "unsup": float(unsup.detach()),
-            "mask_rate": float(mask.mean()),
-        }
-        return sup + self.cfg.lambda_u * unsup, logs
-
-    def plan(self) -> list[Step]:
-        """One training stage: D + mu x D ∪ U (weak and strong views) batches, EMA model."""
-        c = self.cfg
-        return [
-            Train(
-                "train",
-                c.epochs,
-                self.loss,
-                unlabeled=Unlabeled(mu=c.mu, views=("weak", "strong"), include_labeled=True),
-                nesterov=c.nesterov,
-                steps_per_epoch=c.steps_per_epoch,
-                ema_decay=c.ema_decay,
-                no_decay=c.no_decay,
-                **self.train_kwargs(),
-            )
-        ]

@@ -1,0 +1,128 @@
+"""Shared pieces of the class-imbalanced semi-supervised methods (one implementation each).
+
+* :func:`class_prior`, :func:`reversed_prior`, :func:`logit_adjustment`: class priors from
+  counts and the logit adjustment ``tau * log prior`` (Menon et al. 2021; ACR's form).
+* :func:`symmetric_kl`: ``(KL(p||q) + KL(q||p)) / 2`` between two class distributions.
+* :func:`bank_update`, :func:`bank_counts`: a per-item bank of the latest weak-view class
+  probabilities of the unlabeled items, kept in the method state (DARP's and SAW's
+  ``pseudo_orig``); :func:`ema_histogram`: an EMA of the histogram of predicted classes (ACR).
+  Both are estimates of the unlabeled class distribution from predictions, never from labels.
+* :func:`balanced_keep_prob`, :func:`bernoulli_mask`: the Bernoulli masks of a class-balanced
+  auxiliary head (ABC: class k kept with probability n_min / n_k).
+* :func:`masked_ce`: cross-entropy to hard or soft targets, times a per-item mask (and weight),
+  averaged over all items (masked ones count zero), FixMatch's reduction.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def class_prior(counts: torch.Tensor) -> torch.Tensor:
+    """Class frequencies ``n_k / sum n`` as float32 (on the counts' device)."""
+    c = torch.as_tensor(counts).to(torch.float32)
+    return c / c.sum().clamp_min(1.0)
+
+
+def reversed_prior(prior: torch.Tensor) -> torch.Tensor:
+    """The prior with its values reversed by rank: the most frequent class gets the rarest value.
+
+    For classes sorted from head to tail this is ``flip(prior)`` (ACR's "reversed" anchor); ties
+    keep their order (stable sort).
+    """
+    order = torch.sort(prior, descending=True, stable=True).indices
+    out = torch.empty_like(prior)
+    out[order] = prior[order].flip(0)
+    return out
+
+
+def logit_adjustment(prior: torch.Tensor, tau: float) -> torch.Tensor:
+    """Logit adjustment ``log(prior ** tau + 1e-12)`` (subtract to debias, add inside a loss)."""
+    return torch.log(prior.to(torch.float32) ** tau + 1e-12)
+
+
+def symmetric_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``0.5 * KL(p || q) + 0.5 * KL(q || p)`` of two distributions (no smoothing: both > 0)."""
+    p, q = p.double(), q.double()
+    return 0.5 * (p * (p.log() - q.log())).sum() + 0.5 * (q * (q.log() - p.log())).sum()
+
+
+def bank_update(
+    state: dict[str, torch.Tensor], key: str, ids: torch.Tensor, probs: torch.Tensor, size: int
+) -> None:
+    """Store ``probs`` as the latest predictions of items ``ids`` in ``state[key]`` ([size, C]).
+
+    The bank starts uniform (1/C per row); ``state[key + ":seen"]`` marks rows written at least
+    once. Rows are item ids in D ∪ U (the unlabeled ones are ``num_labeled..``).
+    """
+    c = probs.shape[1]
+    if key not in state:
+        state[key] = torch.full((size, c), 1.0 / c, device=probs.device)
+        state[key + ":seen"] = torch.zeros(size, dtype=torch.uint8, device=probs.device)
+    state[key][ids] = probs.detach().to(state[key].dtype)
+    state[key + ":seen"][ids] = 1
+
+
+def bank_counts(
+    state: dict[str, torch.Tensor], key: str, start: int, num_classes: int
+) -> torch.Tensor:
+    """Per-class counts of the argmax of the bank's seen rows from ``start`` on (float)."""
+    if key not in state:
+        return torch.zeros(num_classes)
+    rows = state[key][start:]
+    seen = state[key + ":seen"][start:].bool()
+    return torch.bincount(rows[seen].argmax(1), minlength=num_classes).float()
+
+
+def ema_histogram(
+    prev: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, momentum: float
+) -> torch.Tensor:
+    """``momentum * prev + (1 - momentum) * h``, h = the normalised weighted histogram of labels.
+
+    Returns ``prev`` unchanged when no item has weight (nothing was predicted confidently).
+    """
+    hist = torch.zeros_like(prev).index_add_(0, labels, weights.to(prev.dtype))
+    if hist.sum() <= 0:
+        return prev
+    return momentum * prev + (1.0 - momentum) * hist / hist.sum()
+
+
+def balanced_keep_prob(counts: torch.Tensor) -> torch.Tensor:
+    """ABC's per-class keep probability ``n_min / n_k`` (empty classes count as one item)."""
+    c = torch.as_tensor(counts).to(torch.float32).clamp_min(1.0)
+    return c.min() / c
+
+
+def bernoulli_mask(keep: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A float 0/1 mask, item i kept with probability ``keep[i]`` (drawn from ``generator``).
+
+    The draws come from the run's seeded CPU generator, so a run is reproducible and resumable.
+    """
+    u = torch.rand(len(keep), generator=generator).to(keep.device)
+    return (u < keep).to(torch.float32)
+
+
+def masked_ce(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``(1 / B) * sum_b mask_b * weight_b * CE(logits_b, target_b)``.
+
+    Args:
+        logits: [B, C] logits.
+        targets: [B] class ids or [B, C] soft targets (no gradient flows into them).
+        mask: [B] float mask.
+        weight: optional [B] per-item weights.
+
+    Returns:
+        The scalar loss (mean over all B items, masked ones counting zero).
+    """
+    if targets.ndim == 2:
+        ce = -(targets.detach() * F.log_softmax(logits.float(), dim=1)).sum(1)
+    else:
+        ce = F.cross_entropy(logits.float(), targets, reduction="none")
+    w = mask if weight is None else mask * weight
+    return (ce * w).sum() / max(len(ce), 1)
