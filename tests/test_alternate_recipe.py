@@ -37,14 +37,16 @@ def test_paper_recipe_is_the_default_and_keeps_todays_plan():
             False,
         )
         assert s.params == ("embed", "heads.random")
-    for s in stage3:
-        assert (s.epochs, s.lr, s.schedule, s.features, s.reset) == (
+    for s in stage3:  # the paper's stage 3 is decoupling's cRT, as the initialisation's
+        assert (s.epochs, s.lr, s.schedule, s.features, s.bn_mode, s.reset) == (
             10,
             0.1,
             "cosine",
-            "cached",
+            "augmented",
+            "train",
             False,
         )
+        assert (s.features, s.bn_mode) == (init.features, init.bn_mode)
     assert init.epochs == 10
     pseudo = [s for s in Alternate(cfg, INFO).plan() if isinstance(s, PseudoLabel)]
     assert {s.view for s in pseudo} == {"none"}
@@ -82,7 +84,8 @@ def test_user_values_win_over_the_recipe_one_switch_at_a_time():
         paper = build_config(AlternateConfig, "paper")
         one = build_config(AlternateConfig, "paper", {key: value})
         assert getattr(one, key) == value
-        others = [k for k in released if k != key]
+        follows = {"head_bn": {"stage3_bn"}}.get(key, set())  # paper: stage3_bn = head_bn
+        others = [k for k in released if k != key and k not in follows]
         assert all(getattr(one, k) == getattr(paper, k) for k in others), key
     cfg = build_config(AlternateConfig, "paper", {"recipe": "released", "stage2_lr": "0.1"})
     assert cfg.stage2_lr == 0.1 and cfg.stage2_nesterov is True

@@ -40,9 +40,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         "stage3_lr": _Field("lr"),
         "stage3_epochs": _Field("head_epochs"),
         "stage3_schedule": "cosine",
-        "stage3_features": "cached",
-        "init_head_epochs": _Field("head_epochs"),
         "head_bn": "train",
+        "stage3_features": _Field("head_features"),
+        "stage3_bn": _Field("head_bn"),
+        "init_head_epochs": _Field("head_epochs"),
         "pseudo_label_view": "none",
     },
     "released": {
@@ -56,9 +57,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         "stage3_lr": 0.001,
         "stage3_epochs": 20,
         "stage3_schedule": "constant",
-        "stage3_features": "augmented",
-        "init_head_epochs": 20,
         "head_bn": "eval",
+        "stage3_features": "augmented",
+        "stage3_bn": "eval",
+        "init_head_epochs": 20,
         "pseudo_label_view": "weak",
     },
 }
@@ -92,8 +94,10 @@ class AlternateConfig(DecouplingConfig):
         stage3_epochs: stage-3 epochs (recipe: ``head_epochs``; released 20).
         stage3_schedule: ``cosine`` or ``constant`` (recipe).
         stage3_features: ``cached`` un-augmented features or ``augmented`` images through
-            the frozen f (recipe).
-        stage3_bn: BatchNorm mode of f for ``augmented`` stage 3 (released: ``eval``).
+            the frozen f (recipe: paper = decoupling's ``head_features``, so stage 3 is the
+            same cRT as the initialisation's in every profile; released ``augmented``).
+        stage3_bn: BatchNorm mode of f for ``augmented`` stage 3 (recipe: paper =
+            ``head_bn``; released ``eval``).
         init_head_epochs: epochs of the initialisation's classifier g (recipe: ``head_epochs``;
             released 20).
         head_bn: BatchNorm of f in the initialisation's ``augmented`` cRT (decoupling's field;
@@ -122,7 +126,7 @@ class AlternateConfig(DecouplingConfig):
     stage3_epochs: int | None = in_range(None, "[0, inf)")
     stage3_schedule: Literal["cosine", "constant"] | None = None
     stage3_features: Literal["cached", "augmented"] | None = None
-    stage3_bn: Literal["eval", "train"] = "eval"
+    stage3_bn: Literal["eval", "train"] | None = None
     init_head_epochs: int | None = in_range(None, "[0, inf)")
     head_bn: Literal["eval", "train"] | None = None
     pseudo_label_view: Literal["none", "weak"] | None = None
