@@ -80,6 +80,29 @@ class Loader:
         )
 
 
+def labeled_view_batches(
+    step: Train,
+    pool_labels: torch.Tensor,
+    ctx: StepContext,
+    batches: list[np.ndarray],
+    rank: int,
+    world_size: int,
+) -> list[np.ndarray]:
+    """Pool positions of each step's :class:`~sslt_bench.stages.LabeledViews` images.
+
+    ``same``: the step's own batches; otherwise one more batch per step drawn with the views'
+    sampler (from the run generator, so only steps that ask for it consume draws).
+    """
+    lv = step.labeled_views
+    if lv is None:
+        return []
+    if lv.sampling == "same":
+        return batches
+    n = len(batches) * step.batch_size
+    order = epoch_order(pool_labels, lv.sampling, ctx.generator, ctx.num_classes, n)
+    return to_batches(order, step.batch_size, rank, world_size, len(batches))
+
+
 def amp_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
     """Autocast on CUDA when ``amp`` is bf16 or fp16; a no-op on CPU."""
     if device.type != "cuda" or amp == "none":
@@ -132,12 +155,16 @@ def train_epoch(
             [unl_ids[torch.randperm(len(unl_ids), generator=gen)] for _ in range(max(reps, 1))]
         )[:need]
         u_batches = [b.numpy()[rank::world_size] for b in u_order.split(ub)]
+    lv = step.labeled_views
+    lv_batches = labeled_view_batches(step, pool_labels, ctx, batches, rank, world_size)
     aug_seed = int(torch.randint(2**62, (1,), generator=gen))
     aug_gen = torch.Generator().manual_seed(aug_seed + rank)  # ranks: independent views
     sums: dict[str, float] = {"loss": 0.0}
     seen = 0
     x_iter = loader.images([pool_ids[b].numpy() for b in batches])
     u_iter = loader.images(u_batches) if u_batches else iter(())
+    second = lv is not None and lv.sampling != "same"
+    lv_iter = loader.images([pool_ids[b].numpy() for b in lv_batches]) if second else iter(())
     for i, (b, xb) in enumerate(zip(batches, x_iter, strict=True)):
         ctx.step = ctx.epoch * steps_per_epoch + i
         lr = lr_at(step, ctx.step, total, steps_per_epoch)
@@ -154,6 +181,11 @@ def train_epoch(
             ub_imgs = next(u_iter)
             batch.u = {v: loader.augmenter(ub_imgs, v, aug_gen) for v in step.unlabeled.views}
             batch.u_idx = torch.as_tensor(u_batches[i], device=device)
+        if lv is not None:
+            imgs = next(lv_iter) if second else xb
+            batch.lx = {v: loader.augmenter(imgs, v, aug_gen) for v in lv.views}
+            batch.ly = pool_labels[lv_batches[i]].to(device)
+            seen += len(lv_batches[i]) * len(lv.views)
         with amp_context(device, amp):
             out = step.loss(batch, ctx)
         loss, logs = out if isinstance(out, tuple) else (out, {})

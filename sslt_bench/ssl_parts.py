@@ -9,6 +9,9 @@
   Both are estimates of the unlabeled class distribution from predictions, never from labels.
 * :func:`balanced_keep_prob`, :func:`bernoulli_mask`: the Bernoulli masks of a class-balanced
   auxiliary head (ABC: class k kept with probability n_min / n_k).
+* :func:`queue_push`, :func:`queue_prototypes`: a class-wise FIFO queue of the last L
+  features of each class in the method state, and the class prototypes (per-class means) it
+  gives (DASO's balanced feature queue).
 * :func:`masked_ce`: cross-entropy to hard or soft targets, times a per-item mask (and weight),
   averaged over all items (masked ones count zero), FixMatch's reduction.
 """
@@ -126,3 +129,36 @@ def masked_ce(
         ce = F.cross_entropy(logits.float(), targets, reduction="none")
     w = mask if weight is None else mask * weight
     return (ce * w).sum() / max(len(ce), 1)
+
+
+def queue_push(
+    state: dict[str, torch.Tensor],
+    key: str,
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    size: int,
+    num_classes: int,
+) -> None:
+    """Append ``feats`` to their classes' FIFO queues ``state[key]`` ([C, size, D]).
+
+    Each class keeps its ``size`` most recent features (older ones drop out first);
+    ``state[key + ":fill"]`` counts the valid rows of each class (at most ``size``).
+    """
+    feats = feats.detach()
+    if key not in state:
+        state[key] = torch.zeros(num_classes, size, feats.shape[1], device=feats.device)
+        state[key + ":fill"] = torch.zeros(num_classes, dtype=torch.long, device=feats.device)
+    bank, fill = state[key], state[key + ":fill"]
+    for c in labels.unique().tolist():
+        new = feats[labels == c].to(bank.dtype)[-size:]
+        k = len(new)
+        bank[c] = torch.cat([bank[c, k:], new])
+        fill[c] = min(int(fill[c]) + k, size)
+
+
+def queue_prototypes(state: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+    """Per-class mean of the queued features ([C, D]); zeros for a class never seen."""
+    bank, fill = state[key], state[key + ":fill"]
+    size = bank.shape[1]
+    valid = (torch.arange(size, device=bank.device)[None] >= size - fill[:, None]).to(bank.dtype)
+    return (bank * valid[..., None]).sum(1) / fill.clamp_min(1)[:, None].to(bank.dtype)

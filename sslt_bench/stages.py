@@ -46,6 +46,22 @@ class Unlabeled:
 
 
 @dataclass
+class LabeledViews:
+    """More labeled images per step, beside the step's labeled batch (``batch.lx``, ``batch.ly``).
+
+    Attributes:
+        views: augmentations to produce, by name (``batch.lx`` keys).
+        sampling: ``same`` = the step's own labeled images again, in these views (SimPro's
+            strong labeled view); ``random`` or ``class_balanced`` = a second batch of the
+            pool of the step's batch size drawn with that sampler (CoSSL's class-balanced
+            batch for its TFE classifier).
+    """
+
+    views: tuple[str, ...] = ("strong",)
+    sampling: Literal["same", "random", "class_balanced"] = "same"
+
+
+@dataclass
 class EmaDecay:
     """A per-step EMA decay schedule the runner applies (Mean Teacher's).
 
@@ -84,6 +100,7 @@ class Train:
     sampling: str = "random"
     view: str = "weak"
     unlabeled: Unlabeled | None = None
+    labeled_views: LabeledViews | None = None
     batch_size: int = 128
     lr: float = 0.1
     momentum: float = 0.9
@@ -185,6 +202,8 @@ class Batch:
         idx: their item ids in D ∪ U.
         u: unlabeled views by name (``{"weak": ..., "strong": ...}``), or empty.
         u_idx: the unlabeled items' ids in D ∪ U.
+        lx: the step's :class:`LabeledViews` by view name, or empty.
+        ly: their labels (``y`` when the views are of the same images).
     """
 
     x: torch.Tensor
@@ -192,6 +211,8 @@ class Batch:
     idx: torch.Tensor
     u: dict[str, torch.Tensor] = field(default_factory=dict)
     u_idx: torch.Tensor | None = None
+    lx: dict[str, torch.Tensor] = field(default_factory=dict)
+    ly: torch.Tensor | None = None
 
     @property
     def is_labeled(self) -> torch.Tensor:

@@ -10,10 +10,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from sslt_bench.engine import confidences
+from sslt_bench.engine import confidences, labeled_view_batches
+from sslt_bench.methods.fixmatch_core import Forward
+from sslt_bench.methods.fixmatch_daso import PL_DIST, QUEUE, DasoConfig, FixMatchDaso, blend_weights
 from sslt_bench.models.wrapper import SSLTModel, make_head
 from sslt_bench.session import pool_of
-from sslt_bench.stages import StepContext
+from sslt_bench.ssl_parts import queue_prototypes, queue_push
+from sslt_bench.stages import LabeledViews, StepContext, Train
 
 
 def _ctx(state=None, counts=(1, 1, 1), model=None, ema=None) -> StepContext:
@@ -45,3 +48,55 @@ def test_pseudo_label_scores_and_left_out_items():
     ids, labels = pool_of("labeled+pseudo", split, ctx)
     assert ids.tolist() == [0, 1, 2, 4] and labels.tolist() == [0, 1, 2, 0]
     assert ctx.pool_counts("labeled+pseudo").tolist() == [2, 1, 1]
+
+
+def test_labeled_views_same_and_class_balanced():
+    """LabeledViews: ``same`` reuses the step's batches; ``class_balanced`` balances classes."""
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    batches = [np.arange(i * 10, i * 10 + 10) for i in range(8)]
+    ctx = _ctx(counts=[90, 10])
+    same = Train("t", 1, None, labeled_views=LabeledViews(("strong",), "same"))
+    assert labeled_view_batches(same, labels, ctx, batches, 0, 1) is batches
+    bal = Train(
+        "t", 1, None, batch_size=50, labeled_views=LabeledViews(("strong",), "class_balanced")
+    )
+    drawn = labeled_view_batches(bal, labels, ctx, batches * 5, 0, 1)
+    frac = float(labels[np.concatenate(drawn)].float().mean())
+    assert len(drawn) == 40 and all(len(b) == 50 for b in drawn)
+    assert 0.45 < frac < 0.55  # random sampling would give 0.10
+
+
+def test_prototype_queue_is_a_per_class_fifo():
+    state: dict = {}
+    queue_push(state, "q", torch.tensor([[1.0, 0], [3, 0], [0, 2]]), torch.tensor([0, 0, 1]), 2, 3)
+    assert queue_prototypes(state, "q").tolist() == [[2, 0], [0, 2], [0, 0]]
+    queue_push(state, "q", torch.tensor([[5.0, 0], [0, 4]]), torch.tensor([0, 1]), 2, 3)
+    # class 0 keeps its 2 newest (3, 5); class 1 holds 2 and 4; class 2 is still empty
+    assert queue_prototypes(state, "q").tolist() == [[4, 0], [0, 3], [0, 0]]
+
+
+def test_daso_blend_weight_and_semantic_pseudo_labels_by_hand():
+    """w = (pl^(1/T) / sum) / max, taken at the linear argmax; q = nearest prototype (cosine)."""
+    assert torch.allclose(
+        blend_weights(torch.tensor([0.6, 0.3, 0.1]), 1.0), torch.tensor([1, 0.5, 1 / 6])
+    )
+    assert torch.allclose(
+        blend_weights(torch.tensor([0.6, 0.3, 0.1]), 0.5), torch.tensor([1, 0.25, 1 / 36])
+    )
+    cfg = DasoConfig(pretrain_steps=0, dist_temp=1.0, threshold=0.0, proto_temp=0.05)
+    method = FixMatchDaso(cfg, None)
+    ctx = _ctx(counts=[5, 5])
+    queue_push(ctx.state, QUEUE, torch.tensor([[2.0, 0.0], [0.0, 3.0]]), torch.tensor([0, 1]), 4, 2)
+    ctx.state[PL_DIST] = torch.tensor([0.75, 0.25])  # v = [1, 1/3]
+    # weak rows: nearest prototype 0, then 1; the strong rows follow (unused here)
+    feats = torch.tensor([[1.0, 0.2], [0.3, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    fw = Forward(None, feats, torch.zeros(4, 2), 0, 2, 1)
+    p = torch.tensor([[0.6, 0.4], [0.3, 0.7]])
+    t = method.pseudo_label(p, fw, None, ctx)
+    q = torch.softmax(
+        torch.nn.functional.cosine_similarity(feats[:2, None], torch.eye(2)[None], dim=2) / 0.05, 1
+    )
+    assert q.argmax(1).tolist() == [0, 1]  # semantic pseudo label = nearest prototype
+    expected = torch.stack([q[0], (2 / 3) * p[1] + (1 / 3) * q[1]])  # w = v[0] = 1, v[1] = 1/3
+    assert torch.allclose(t.probs, expected, atol=1e-6)
+    assert t.labels.tolist() == expected.argmax(1).tolist()
