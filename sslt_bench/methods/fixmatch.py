@@ -78,6 +78,28 @@ class FixMatchConfig(BaseConfig):
     SMOKE: ClassVar[dict[str, Any]] = {**BaseConfig.SMOKE, "steps_per_epoch": 2}
 
 
+@dataclass
+class DarpCodeConfig(FixMatchConfig):
+    """Paper defaults shared by DARP, ABC, SAW (code derived from DARP's) and ACR.
+
+    Their CIFAR-10-LT runs: 500 epochs x 500 steps = 250k steps, B = 64, mu = 1 (the unlabeled
+    loader's batch is the labeled one's), tau 0.95, EMA 0.999, two strong views.
+
+    DARP's, ABC's and SAW's code train with Adam (lr 0.002); the runner's optimiser is SGD, so
+    these defaults take USB's SGD settings for the same methods (lr 0.03, momentum 0.9
+    Nesterov, wd 5e-4, cosine), which ACR's code also uses. ``quick`` = fixmatch's quick.
+    """
+
+    batch_size: int = 64
+    epochs: int = 500
+    steps_per_epoch: int = in_range(500, "[1, inf)")
+    mu: int = in_range(1, "[1, inf)")
+
+    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": dict(FixMatchConfig.PROFILES["quick"])
+    }
+
+
 @register_method(
     "fixmatch",
     summary="Sohn et al. 2020: CE on D + confidence-masked (0.95) weak-to-strong pseudo-label "
