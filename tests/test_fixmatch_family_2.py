@@ -4,6 +4,7 @@ Plus the shared pieces they added: PseudoLabel confidences and pseudo-labelled i
 of the ``labeled+pseudo`` pool (label -1).
 """
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,6 +14,7 @@ from torch import nn
 from sslt_bench.engine import confidences, labeled_view_batches
 from sslt_bench.methods.fixmatch_core import Forward
 from sslt_bench.methods.fixmatch_daso import PL_DIST, QUEUE, DasoConfig, FixMatchDaso, blend_weights
+from sslt_bench.methods.simpro import COUNT_L, PI_ALL, PI_U, SOFT_U, SimPro, SimProConfig
 from sslt_bench.models.wrapper import SSLTModel, make_head
 from sslt_bench.session import pool_of
 from sslt_bench.ssl_parts import queue_prototypes, queue_push
@@ -100,3 +102,28 @@ def test_daso_blend_weight_and_semantic_pseudo_labels_by_hand():
     expected = torch.stack([q[0], (2 / 3) * p[1] + (1 / 3) * q[1]])  # w = v[0] = 1, v[1] = 1/3
     assert torch.allclose(t.probs, expected, atol=1e-6)
     assert t.labels.tolist() == expected.argmax(1).tolist()
+
+
+def test_simpro_bayes_pseudo_labels_and_prior_updates_by_hand():
+    """E-step softmax(z + tau log pi_u); M-step moving averages of the closed-form priors."""
+    method = SimPro(SimProConfig(tau=2.0, threshold=0.7, prior_momentum=0.5), None)
+    ctx = _ctx(counts=[4, 2])
+    pi_u, pi = method.priors(ctx)
+    assert pi_u.tolist() == [0.5, 0.5] and torch.allclose(pi, torch.tensor([2 / 3, 1 / 3]))
+    ctx.state[PI_U] = torch.tensor([0.8, 0.2])
+    weak = torch.tensor([[0.0, 0.0], [0.0, math.log(8.0)]])
+    fw = Forward(None, None, torch.cat([torch.zeros(2, 2), weak, torch.zeros(4, 2)]), 2, 2, 2)
+    t = method.pseudo_label(torch.softmax(weak, 1), fw, None, ctx)
+    # row 0: 0.8^2 : 0.2^2 = 16 : 1; row 1: 0.64 : 0.04 * 8 = 2 : 1 -> below the threshold
+    assert torch.allclose(t.labels, torch.tensor([[16 / 17, 1 / 17], [2 / 3, 1 / 3]]), atol=1e-6)
+    assert t.mask.tolist() == [1.0, 0.0]
+    method.observe(fw, t, SimpleNamespace(y=torch.tensor([0, 0, 1])), ctx)
+    assert torch.allclose(ctx.state[SOFT_U], torch.tensor([16 / 17, 1 / 17]))
+    assert ctx.state[COUNT_L].tolist() == [2.0, 1.0]
+    ctx.state[PI_U], ctx.state[PI_ALL] = torch.tensor([0.5, 0.5]), torch.tensor([0.6, 0.4])
+    ctx.state[SOFT_U], ctx.state[COUNT_L] = torch.tensor([3.0, 1.0]), torch.tensor([4.0, 2.0])
+    method.m_step(ctx)
+    # pi_u = .5 [.5 .5] + .5 [3 1] / 5; pi = .5 [.6 .4] + .5 [7 3] / 10
+    assert torch.allclose(ctx.state[PI_U], torch.tensor([0.55, 0.35]))
+    assert torch.allclose(ctx.state[PI_ALL], torch.tensor([0.65, 0.35]))
+    assert ctx.state[SOFT_U].tolist() == [0.0, 0.0] and ctx.state[COUNT_L].tolist() == [0.0, 0.0]
