@@ -9,6 +9,9 @@
   Both are estimates of the unlabeled class distribution from predictions, never from labels.
 * :func:`balanced_keep_prob`, :func:`bernoulli_mask`: the Bernoulli masks of a class-balanced
   auxiliary head (ABC: class k kept with probability n_min / n_k).
+* :func:`window_push`, :func:`window_mean`, :func:`align_distribution`: the mean of the last
+  K batch-mean predictions kept in the method state (p_model), and distribution alignment
+  ``p * target / p_model`` renormalised (ReMixMatch's, CReST+'s with ``target ** t``).
 * :func:`queue_push`, :func:`queue_prototypes`: a class-wise FIFO queue of the last L
   features of each class in the method state, and the class prototypes (per-class means) it
   gives (DASO's balanced feature queue).
@@ -129,6 +132,33 @@ def masked_ce(
         ce = F.cross_entropy(logits.float(), targets, reduction="none")
     w = mask if weight is None else mask * weight
     return (ce * w).sum() / max(len(ce), 1)
+
+
+def window_push(state: dict[str, torch.Tensor], key: str, probs: torch.Tensor, size: int) -> None:
+    """Push the batch mean of ``probs`` into ``state[key]``, the window of the last ``size`` means.
+
+    The window ([size, C]) starts as ``size`` uniform rows (CReST's ``PMovingAverage``), so
+    early estimates lean towards uniform.
+    """
+    c = probs.shape[1]
+    if key not in state:
+        state[key] = torch.full((size, c), 1.0 / c, device=probs.device)
+    state[key] = torch.cat([state[key][1:], probs.detach().mean(0, keepdim=True).to(state[key])])
+
+
+def window_mean(state: dict[str, torch.Tensor], key: str, num_classes: int) -> torch.Tensor:
+    """The mean of the window :func:`window_push` keeps (uniform before the first push)."""
+    if key not in state:
+        return torch.full((num_classes,), 1.0 / num_classes)
+    return state[key].mean(0)
+
+
+def align_distribution(
+    probs: torch.Tensor, target: torch.Tensor, p_model: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
+    """``p * (eps + target) / (eps + p_model)``, each row renormalised to sum 1."""
+    out = probs * (eps + target.to(probs.device)) / (eps + p_model.to(probs.device))
+    return out / out.sum(1, keepdim=True)
 
 
 def queue_push(

@@ -13,12 +13,20 @@ from torch import nn
 
 from sslt_bench.engine import confidences, labeled_view_batches
 from sslt_bench.methods.fixmatch_core import Forward
+from sslt_bench.methods.fixmatch_crest import (
+    CONF,
+    GEN,
+    CrestConfig,
+    FixMatchCrest,
+    alignment_temperature,
+    sampling_rates,
+)
 from sslt_bench.methods.fixmatch_daso import PL_DIST, QUEUE, DasoConfig, FixMatchDaso, blend_weights
 from sslt_bench.methods.simpro import COUNT_L, PI_ALL, PI_U, SOFT_U, SimPro, SimProConfig
 from sslt_bench.models.wrapper import SSLTModel, make_head
 from sslt_bench.session import pool_of
 from sslt_bench.ssl_parts import queue_prototypes, queue_push
-from sslt_bench.stages import LabeledViews, StepContext, Train
+from sslt_bench.stages import LabeledViews, PseudoLabel, StepContext, Train
 
 
 def _ctx(state=None, counts=(1, 1, 1), model=None, ema=None) -> StepContext:
@@ -127,3 +135,37 @@ def test_simpro_bayes_pseudo_labels_and_prior_updates_by_hand():
     assert torch.allclose(ctx.state[PI_U], torch.tensor([0.55, 0.35]))
     assert torch.allclose(ctx.state[PI_ALL], torch.tensor([0.65, 0.35]))
     assert ctx.state[SOFT_U].tolist() == [0.0, 0.0] and ctx.state[COUNT_L].tolist() == [0.0, 0.0]
+
+
+def test_crest_rates_selection_and_generations_by_hand():
+    """Class of rank k keeps floor(m * (n_{C+1-k}/n_1)^alpha) of its most confident items."""
+    rates = sampling_rates(torch.tensor([1, 8, 4]), 1 / 3)  # ranks: class 1, 2, 0
+    assert torch.allclose(rates, torch.tensor([1.0, 0.5, 2 ** (-1 / 3)], dtype=torch.float64))
+    torch.manual_seed(0)
+    model = SSLTModel(nn.Linear(2, 2), {"random": make_head("linear", 2, 3)}, {"random": "linear"})
+    model.embed.out_dim = 2
+    ctx = _ctx(counts=[8, 4, 1], model=model)
+    method = FixMatchCrest(CrestConfig(alpha=1.0, generations=3), None)
+    method.snapshot(ctx)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model.heads["random"].weight.add_(1.0)
+    pseudo = torch.tensor([0] * 8 + [1] * 4 + [2] * 3)
+    conf = torch.tensor([0.1, 0.9, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.2, 0.8, 0.9, 0.1, 0.5, 0.4, 0.3])
+    ctx.state.update(pseudo=pseudo, **{CONF: conf})
+    method.next_generation(2, ctx)
+    # rates (alpha 1): class 0 -> 1/8 of 8 = 1, class 1 -> 4/8 of 4 = 2, class 2 -> all 3
+    kept = ctx.state["pseudo"]
+    assert kept.tolist() == [-1, 0, -1, -1, -1, -1, -1, -1, -1, 1, 1, -1, 2, 2, 2]
+    assert all(torch.equal(v, init[k]) for k, v in model.state_dict().items())
+    assert int(ctx.state[GEN]) == 2
+    assert [alignment_temperature(g, 3, 0.5) for g in range(3)] == [1.0, 0.75, 0.5]
+    # generation 2 (t = 0.5): target = sqrt([8, 4, 1]) normalised, p_model uniform
+    t = method.pseudo_label(torch.full((1, 3), 1 / 3), None, None, ctx)
+    expected = torch.tensor([8, 4, 1]).sqrt() / torch.tensor([8, 4, 1]).sqrt().sum()
+    assert torch.allclose(t.probs[0], expected, atol=1e-5)
+    plan = method.plan()
+    trains = [s for s in plan if isinstance(s, Train)]
+    assert [s.pool for s in trains] == ["labeled", "labeled+pseudo", "labeled+pseudo"]
+    labels = [s for s in plan if isinstance(s, PseudoLabel)]
+    assert len(labels) == 2 and all(s.ema and s.scores == CONF for s in labels)
