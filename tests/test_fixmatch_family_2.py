@@ -13,6 +13,12 @@ from torch import nn
 
 from sslt_bench.engine import confidences, labeled_view_batches
 from sslt_bench.methods.fixmatch_core import Forward
+from sslt_bench.methods.fixmatch_cossl import (
+    CosslConfig,
+    FixMatchCossl,
+    tfe_mix,
+    tfe_probabilities,
+)
 from sslt_bench.methods.fixmatch_crest import (
     CONF,
     GEN,
@@ -169,3 +175,34 @@ def test_crest_rates_selection_and_generations_by_hand():
     assert [s.pool for s in trains] == ["labeled", "labeled+pseudo", "labeled+pseudo"]
     labels = [s for s in plan if isinstance(s, PseudoLabel)]
     assert len(labels) == 2 and all(s.ema and s.scores == CONF for s in labels)
+
+
+def test_cossl_tfe_mixes_tail_features_and_labels_u_with_the_tfe_head():
+    """TFE: class k mixed w.p. (n_max - n_k)/n_max into lam x + (1 - lam) u, lam in [0.6, 1]."""
+    probs = tfe_probabilities(torch.tensor([100, 50, 0]))
+    assert probs.tolist() == [0.0, 0.5, 1.0]
+    labels = torch.tensor([0] * 400 + [1] * 400 + [2] * 400)
+    x, u = torch.zeros(1200, 2), torch.ones(1200, 2)
+    feats, mixed = tfe_mix(x, labels, u, probs, 0.6, torch.Generator().manual_seed(0))
+    assert not mixed[:400].any() and torch.all(feats[:400] == 0)  # the head class: untouched
+    assert mixed[800:].all()  # the class without labels: always enhanced
+    assert 0.4 < mixed[400:800].float().mean() < 0.6
+    share = feats[mixed, 0]  # = 1 - lam
+    assert torch.all(share > 0) and torch.all(share <= 0.4 + 1e-6) and share.std() > 0.05
+    assert torch.allclose(feats[:, 0], feats[:, 1])  # one lam per item
+    # co-learning pseudo labels come from the TFE head on the EMA embedding, not the main head
+    torch.manual_seed(0)
+    heads = {"random": make_head("linear", 2, 2), "tfe": make_head("linear", 2, 2)}
+    model = SSLTModel(nn.Identity(), heads, {"random": "linear", "tfe": "linear"})
+    with torch.no_grad():
+        model.heads["random"].weight.copy_(torch.eye(2))
+        model.heads["tfe"].weight.copy_(-torch.eye(2))
+        for h in model.heads.values():
+            h.bias.zero_()
+    ctx = _ctx(counts=[2, 1], model=model, ema=model)
+    method = FixMatchCossl(CosslConfig(threshold=0.0), None)
+    weak = torch.tensor([[3.0, 0.0], [0.0, 3.0]])
+    batch = SimpleNamespace(u={"weak": weak})
+    assert method.pseudo_label(torch.eye(2), None, batch, ctx).labels.tolist() == [0, 1]
+    method.start_colearning(ctx)
+    assert method.pseudo_label(torch.eye(2), None, batch, ctx).labels.tolist() == [1, 0]
