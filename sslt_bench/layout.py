@@ -49,7 +49,10 @@ def cell(line: Line, col: tuple[str, str], what: str) -> str:
     if what == "n":
         return "paper" if line.quoted else str(c["n"])
     if line.quoted:
-        return "-" if c.get(what) is None else _num(c[what])
+        if c.get(what) is None:
+            return "-"
+        std = c.get(what + "_std")
+        return _num(c[what]) if std is None else f"{_num(c[what])} ± {_num(std)}"
     return fmt(c.get(what), c.get(what + "_std"), c["n"])
 
 

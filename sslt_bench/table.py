@@ -169,7 +169,7 @@ def _quoted_lines(rows, columns, notes: list[str], methods: set[str] | None) -> 
         here = [r for r in rows if (r["dataset"], _params_key(r)) == col]
         params = here[0]["data_params"]
         blocks: dict[tuple, dict] = {}
-        for q in paper.quoted_rows(col[0]):
+        for q in paper.all_quoted_rows(col[0]):
             if (methods is not None and q["method"] not in methods) or not paper.params_match(
                 q["data_params"], params
             ):
@@ -186,7 +186,8 @@ def _quoted_lines(rows, columns, notes: list[str], methods: set[str] | None) -> 
                     table=q["table"],
                 ),
             )
-            line.cells[col] = {m: q[m] for m in METRICS} | {"n": None}
+            stds = {f"{m}_std": q.get(f"{m}_std") for m in METRICS}
+            line.cells[col] = {m: q.get(m) for m in METRICS} | stds | {"n": None}
             blocks[(q["table"], q["backbone"])] = q
         backbones = sorted({r["backbone"] for r in here})
         profiles = sorted({r["profile"] for r in here})
