@@ -21,8 +21,9 @@ What is new over FixMatch (the rest is :mod:`~sslt_bench.methods.fixmatch_core`)
   is the mean of the last 128 batch-mean predictions (:func:`~sslt_bench.ssl_parts.window_push`).
 
 Profiles. ``paper`` (run.sh, CIFAR-10-LT): 6 generations of 64 x 1024 steps, B 64, mu 7, tau
-0.95, SGD lr 0.03 Nesterov, wd 5e-4, cosine per generation, EMA 0.999, alpha 1/3, t_min 0.5,
-unlabeled batches from U only. ``quick``: fixmatch's quick profile (B 32, mu 2, EMA 0.99,
+0.95, SGD lr 0.03 Nesterov, wd 5e-4, cosine per generation, EMA 0.999, alpha 1/3, t_min 0.5;
+unlabeled batches from D ∪ U (the code's unlabeled set is the whole training set; only U is
+pseudo-labelled between generations). ``quick``: fixmatch's quick profile (B 32, mu 2, EMA 0.99,
 100 steps per epoch) with 3 generations of 3 epochs (900 steps in all).
 """
 
@@ -120,7 +121,6 @@ class FixMatchCrest(FixMatchFamily):
     """FixMatch in generations of class-rebalancing self-training, with progressive alignment."""
 
     Config = CrestConfig
-    include_labeled = False
 
     def pseudo_label(
         self, probs: torch.Tensor, fw: Forward, batch: Batch, ctx: StepContext
