@@ -13,7 +13,16 @@ or RandAugment-ed with tensor ops whose random parameters come from one seeded
   out_size = 224 that is exactly torchvision's Resize(256) + CenterCrop(224).
 * ``strong``: weak, then two RandAugment-style ops per image at random magnitude
   (Cubuk et al. 2020, as used by FixMatch, Sohn et al. 2020), then Cutout (DeVries & Taylor
-  2017) of half the image side.
+  2017) of half the image side. The pool is FixMatch's 14 ops (kekmodel/FixMatch-pytorch,
+  ``dataset/randaugment.py`` ``fixmatch_augment_pool``): identity, autocontrast, brightness,
+  colour, contrast, equalize, posterize, solarize, rotate, shear x/y, translate x/y,
+  sharpness. Each op agrees with ``torchvision.transforms.v2.functional`` at the same
+  magnitude (tests/test_augment.py); shears and rotations are about the image centre
+  (torchvision's convention; the PIL code shears about the top-left corner).
+
+On CUDA the ops of a RandAugment round run on the whole batch and are selected per image with
+``torch.where`` (no host synchronisation); on CPU only the images that drew an op are
+computed. Both give the same pixels per image.
 """
 
 from __future__ import annotations
@@ -81,7 +90,9 @@ def _op(k: int, x: torch.Tensor, m: torch.Tensor, sign: torch.Tensor) -> torch.T
     if k == 1:  # autocontrast
         lo = x.amin((2, 3), keepdim=True)
         hi = x.amax((2, 3), keepdim=True)
-        return ((x - lo) / (hi - lo).clamp_min(1e-3)).clamp(0, 1)
+        flat = (hi - lo) < 1e-3  # a constant channel stays as it is (PIL, torchvision)
+        scaled = ((x - lo) / torch.where(flat, torch.ones_like(hi), hi - lo)).clamp(0, 1)
+        return torch.where(flat, x, scaled)
     if k == 2:  # brightness
         return _blend(x, torch.zeros_like(x), 1 + 0.9 * m * sign)
     if k == 3:  # colour (saturation)
@@ -89,10 +100,10 @@ def _op(k: int, x: torch.Tensor, m: torch.Tensor, sign: torch.Tensor) -> torch.T
     if k == 4:  # contrast
         mean = _gray(x).mean((1, 2, 3), keepdim=True).expand_as(x)
         return _blend(x, mean, 1 + 0.9 * m * sign)
-    if k == 5:  # posterize to 4..8 bits
+    if k == 5:  # posterize to 4..8 bits: keep the top bits of the 8-bit value (PIL)
         bits = (8 - (m * 4).round()).clamp(4, 8)
-        levels = (2**bits)[:, None, None, None]
-        return torch.floor(x * (levels - 1) + 0.5) / (levels - 1)
+        step = (2 ** (8 - bits))[:, None, None, None]
+        return torch.floor(torch.round(x * 255) / step) * step / 255
     if k == 6:  # solarize
         thr = (1 - m)[:, None, None, None]
         return torch.where(x >= thr, 1 - x, x)
@@ -114,15 +125,42 @@ def _op(k: int, x: torch.Tensor, m: torch.Tensor, sign: torch.Tensor) -> torch.T
         theta = eye.clone()
         theta[:, 1, 2] = 0.6 * m * sign
         return _affine(x, theta)
-    if k == 11:  # sharpness: blend with a blurred copy
+    if k == 11:  # sharpness: blend with a smoothed copy whose border pixels are unchanged
         kernel = torch.tensor([[1, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device) / 13.0
-        kernel = kernel.expand(x.shape[1], 1, 3, 3)
-        blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1])
-        return _blend(x, blurred, 1 + 0.9 * m * sign)
+        kernel = kernel.to(x.dtype).expand(x.shape[1], 1, 3, 3)
+        smooth = x.clone()
+        smooth[..., 1:-1, 1:-1] = F.conv2d(x, kernel, groups=x.shape[1])
+        return _blend(x, smooth, 1 + 0.9 * m * sign)
+    if k == 12:  # equalize (PIL's histogram equalisation, per image and channel)
+        return equalize(x)
+    if k == 13:  # shear y up to 0.3
+        theta = eye.clone()
+        theta[:, 1, 0] = 0.3 * m * sign
+        return _affine(x, theta)
     raise ValueError(k)
 
 
-NUM_OPS = 12
+NUM_OPS = 14
+
+
+def equalize(x: torch.Tensor) -> torch.Tensor:
+    """Histogram equalisation of [0, 1] pixels on their 8-bit values, per image and channel.
+
+    PIL's ``ImageOps.equalize``: with n the pixels of a channel outside its brightest occupied
+    level and ``step = n // 255``, level v maps to ``(pixels below v + step // 2) // step``;
+    a channel with ``step == 0`` is left unchanged.
+    """
+    b, c, h, w = x.shape
+    levels = torch.round(x * 255).clamp(0, 255).long().reshape(b * c, h * w)
+    hist = torch.zeros(b * c, 256, dtype=torch.long, device=x.device)
+    hist.scatter_add_(1, levels, torch.ones_like(levels))
+    top = levels.amax(1, keepdim=True)
+    step = (h * w - hist.gather(1, top)) // 255
+    below = hist.cumsum(1) - hist  # pixels strictly below each level
+    lut = ((below + step // 2) // step.clamp_min(1)).clamp(0, 255)
+    out = lut.gather(1, levels).to(x.dtype) / 255
+    out = torch.where(step > 0, out, levels.to(x.dtype) / 255)
+    return out.reshape(b, c, h, w)
 
 
 def rand_augment(x: torch.Tensor, gen: torch.Generator, n_ops: int = 2) -> torch.Tensor:
@@ -132,13 +170,27 @@ def rand_augment(x: torch.Tensor, gen: torch.Generator, n_ops: int = 2) -> torch
         ops = (_rand(gen, b) * NUM_OPS).long().to(x.device)
         mags = _rand(gen, b).to(x.device)
         signs = torch.where(_rand(gen, b) < 0.5, -1.0, 1.0).to(x.device)
-        out = x.clone()
-        for k in range(1, NUM_OPS):
-            sel = (ops == k).nonzero().flatten()
-            if len(sel):
-                out[sel] = _op(k, x[sel], mags[sel], signs[sel])
-        x = out
+        x = apply_ops(x, ops, mags, signs, batched=x.is_cuda)
     return x
+
+
+def apply_ops(
+    x: torch.Tensor, ops: torch.Tensor, mags: torch.Tensor, signs: torch.Tensor, batched: bool
+) -> torch.Tensor:
+    """Op ``ops[i]`` at magnitude ``mags[i]`` and sign ``signs[i]`` on image i.
+
+    ``batched``: every op on the whole batch, kept per image with ``torch.where`` (no host
+    sync; for GPUs); else each op only on the images that drew it (less work; for CPUs).
+    """
+    out = x.clone()
+    for k in range(1, NUM_OPS):
+        if batched:
+            out = torch.where((ops == k)[:, None, None, None], _op(k, x, mags, signs), out)
+            continue
+        sel = (ops == k).nonzero().flatten()
+        if len(sel):
+            out[sel] = _op(k, x[sel], mags[sel], signs[sel])
+    return out
 
 
 def cutout(x: torch.Tensor, gen: torch.Generator, frac: float = 0.5) -> torch.Tensor:
