@@ -103,6 +103,15 @@ def test_quoted_lt_only_with_paper_and_matching_params():
     # gamma_u given explicitly and equal to gamma_l: they do
     same = build_board([rec("fixmatch", 0, 40.0, unlabeled_imbalance_ratio=100.0)], with_paper=True)
     assert any(ln.quoted for ln in same.lines)
+    # SimPro Table 1 (n1=500, m1=4000): its own profiles, e.g. middle with gamma 100
+    mid = build_board([rec("simpro", 0, 40.0, "middle", n1=500, m1=4000)], with_paper=True)
+    got = {
+        (ln.table, ln.method): c["overall"]
+        for ln in mid.lines
+        if ln.quoted
+        for c in ln.cells.values()
+    }
+    assert got[("1 (SimPro)", "simpro")] == 84.8 and ("1 (SimPro)", "acr") not in got
     # uniform: DASO Table 2 only (USB reports no uniform CIFAR-10 setting)
     uni = build_board([rec("fixmatch", 0, 40.0, "uniform")], with_paper=True)
     assert {ln.table for ln in uni.lines if ln.quoted} == {"2 (DASO)"}
