@@ -93,6 +93,27 @@ def cli(ctx: click.Context, debug: bool) -> None:
     type=click.IntRange(min=0),
     help="Also evaluate every N epochs for learning curves (never for selection).",
 )
+@click.option(
+    "--diag-every-steps",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Score pseudo labels on U every N optimiser steps (0: at every epoch end).",
+)
+@click.option(
+    "--diag-subsample",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Score a fixed random subset of N items of U (0: all of U).",
+)
+@click.option(
+    "--trajectory-every",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Step-based methods: test-evaluate every N epochs for median_last20 (0: never).",
+)
 @click.option("--deterministic", is_flag=True, help="Deterministic algorithms (CUDA: slower).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option(
@@ -123,6 +144,9 @@ def run(
     workers,
     amp,
     eval_every,
+    diag_every_steps,
+    diag_subsample,
+    trajectory_every,
     deterministic,
     no_progress,
     channels_last,
@@ -153,6 +177,9 @@ def run(
         workers=workers,
         amp=amp,
         eval_every=eval_every,
+        diag_every_steps=diag_every_steps,
+        diag_subsample=diag_subsample,
+        trajectory_every=trajectory_every,
         deterministic=deterministic,
         channels_last=channels_last,
         compile=compile_,

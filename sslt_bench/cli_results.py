@@ -127,7 +127,19 @@ def plot_per_class_bars(folders, dataset, method, output) -> None:
 @plot.command("pseudo-labels")
 @_plot_opts
 def plot_pseudo_labels(folders, dataset, method, output) -> None:
-    """Pseudo-label accuracy on U per loop, per split (methods that record it)."""
+    """Pseudo labels on U along training: precision, recall, mask rate, TV per split."""
+    from . import plots_pseudo
+    from .table import filter_records
+
+    records = filter_records(load_results(folders), method=method)
+    for path in plots_pseudo.make(records, dataset, output):
+        click.echo(f"wrote {path}")
+
+
+@plot.command("pseudo-label-accuracy")
+@_plot_opts
+def plot_pseudo_label_accuracy(folders, dataset, method, output) -> None:
+    """Pseudo-label accuracy on U at each PseudoLabel stage, per split (alternate etc.)."""
     _plot("pseudo-labels", folders, dataset, method, output)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,12 +125,14 @@ def train_epoch(
     world_size: int = 1,
     progress=None,
     min_steps: int = 0,
+    after_step: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Run one epoch; returns mean loss, images seen and the method's logged values.
 
     An epoch is one pass over the pool, or ``step.steps_per_epoch`` batches if set; a pass
     shorter than ``min_steps`` batches (a data set's floor for tiny splits) cycles the
-    shuffled order up to ``min_steps``.
+    shuffled order up to ``min_steps``. ``after_step(ctx.step)`` runs after every optimiser
+    (and EMA) update; it must not touch the training state or RNGs (diagnostics).
     """
     gen, device = ctx.generator, ctx.device
     order = epoch_order(
@@ -204,6 +206,8 @@ def train_epoch(
             opt.step()
         if ctx.ema is not None and step.ema_decay is not None:
             ema_update(ctx.ema, ctx.model, ema_decay_at(step, ctx))
+        if after_step is not None:
+            after_step(ctx.step)
         sums["loss"] += float(loss.detach())
         for k, v in logs.items():
             sums[k] = sums.get(k, 0.0) + float(v)

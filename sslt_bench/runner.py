@@ -37,6 +37,8 @@ from .config import (
     to_dict,
 )
 from .data import SSLTData
+from .diagnostics import DiagnosticSettings
+from .diagnostics import record_fields as diagnostic_fields
 from .distributed import Dist
 from .ema import make_ema
 from .engine import Loader, NonFiniteLoss, embed_items
@@ -73,6 +75,9 @@ class RunSpec:
     compile: bool = False
     eval_every: int = 0
     deterministic: bool = False
+    diag_every_steps: int = 0
+    diag_subsample: int = 0
+    trajectory_every: int = 1
 
 
 def resolve_device(name: str) -> torch.device:
@@ -130,6 +135,7 @@ class Runner:
         MODELS.get(self.backbone)
         self.device = resolve_device(spec.device)
         self.dist = Dist()
+        self.diag_settings()  # bad values: exit 2 before any work
         check_writable(Path(spec.out), ("records", "checkpoints", "locks"))
 
     def _read_split_file(self) -> Split:
@@ -324,6 +330,7 @@ class Runner:
             progress=progress,
             checkpoint=checkpoint,
             opt_state=opt_state,
+            diag=self.diag_settings(),
         )
         try:
             for si, step in enumerate(plan):
@@ -367,6 +374,14 @@ class Runner:
             lock.close()
         record["_path"] = str(record_path)
         return record
+
+    def diag_settings(self) -> DiagnosticSettings:
+        """Pseudo-label diagnostics and test-trajectory settings (none changes training)."""
+        s = self.spec
+        for name in ("diag_every_steps", "diag_subsample", "trajectory_every"):
+            if getattr(s, name) < 0:
+                raise UsageError(f"{name} must be >= 0 (0 = default), got {getattr(s, name)}")
+        return DiagnosticSettings(s.diag_every_steps, s.diag_subsample, 0, s.trajectory_every)
 
     def _restore(self, payload: dict, model, ctx: StepContext, gen, ckpt: Path) -> tuple:
         """Load a checkpoint into model, EMA, method state and RNGs.
@@ -461,7 +476,8 @@ class Runner:
             "init_hash": self.init_hash,
             "init_hashes": {"init": self.init_hash, **{k: v[0] for k, v in weights.items()}},
             "init_plans": {k: v[1] for k, v in weights.items()},
-            "history": {k: v for k, v in history.items() if k != "weights"},
+            "history": {k: v for k, v in history.items() if k not in ("weights", "u_diagnostics")},
+            **diagnostic_fields(history, self.diag_settings()),
             "wall_time_s": round(time.time() - t0, 3),
             "train_time_s": round(progress["train_time"], 3),
             "train_images": progress["images"],

@@ -27,6 +27,13 @@ import torch
 
 from .augment import Augmenter
 from .data import ImageSource, SSLTData
+from .diagnostics import (
+    DiagnosticSettings,
+    kept_modes,
+    preserved_rng,
+    pseudo_label_metrics,
+    subsample_positions,
+)
 from .distributed import Dist
 from .ema import make_ema
 from .engine import Loader, confidences, predict, train_epoch
@@ -34,7 +41,7 @@ from .engine import train_head_on_features as train_head
 from .methods.base import Method
 from .metrics import accuracy_report
 from .split import Split
-from .stages import Call, Evaluate, PseudoLabel, Step, StepContext, Train, TrainHead
+from .stages import Call, Evaluate, PseudoLabel, PseudoRule, Step, StepContext, Train, TrainHead
 
 
 @dataclass
@@ -60,6 +67,7 @@ class Session:
         progress: resume position (step, epoch) and the timing counters.
         checkpoint: writes a checkpoint with the given optimiser state (or none).
         opt_state: an optimiser state to restore at the start of the next Train step.
+        diag: pseudo-label diagnostics and test-trajectory settings (never change training).
     """
 
     name: str
@@ -80,6 +88,9 @@ class Session:
     progress: dict[str, Any]
     checkpoint: Callable[[torch.optim.Optimizer | None], None]
     opt_state: dict | None = None
+    diag: DiagnosticSettings = dataclasses.field(default_factory=DiagnosticSettings)
+    diag_time: float = 0.0
+    _positions: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False)
 
     def features(self, net: torch.nn.Module, source: ImageSource, idx: np.ndarray) -> torch.Tensor:
         """Un-augmented features of ``source``'s items ``idx`` under ``net``."""
@@ -155,6 +166,7 @@ class Session:
             pseudo.numpy(), split.unlabeled_y_hidden, split.class_split, split.num_classes
         )
         self.history["pseudo_labels"].append({"step": step.name, **rep})
+        self._score_u(step.name, None, pseudo[self._u_positions()].numpy(), None, "pseudo-label")
 
     def _train(self, step: Train) -> None:
         ctx, progress, dist = self.ctx, self.progress, self.dist
@@ -180,12 +192,13 @@ class Session:
         )
         bar = self._bar(step, progress["epoch"])
         run_step = dist.wrap_step(step, model)
+        after = self._step_hook(step)
         for epoch in range(progress["epoch"], step.epochs):
             ctx.epoch, ctx.epochs = epoch, step.epochs
             model.train()
             if "embed" not in step.params and step.embed_bn == "eval":
                 model.embed.eval()
-            t = time.time()
+            t, self.diag_time = time.time(), 0.0
             before = dist.snapshot(ctx.state)
             stats = train_epoch(
                 run_step,
@@ -201,14 +214,18 @@ class Session:
                 world_size=dist.world_size,
                 progress=bar,
                 min_steps=self.min_steps,
+                after_step=after,
             )
             dist.sync_state(ctx.state, before)
             dist.sync_modules(model, ctx.ema)
             stats = dist.reduce_stats(stats)
             if step.on_epoch_end is not None:
                 step.on_epoch_end(ctx)
-            progress["train_time"] += time.time() - t
+            progress["train_time"] += time.time() - t - self.diag_time
             progress["images"] += stats.pop("images")
+            if not self.diag.every_steps:
+                self._diagnose(step, epoch + 1, None)
+            self._trajectory(step, epoch)
             entry = {"step": step.name, "epoch": epoch + 1, **stats}
             every = self.eval_every
             if every and ((epoch + 1) % every == 0 or epoch + 1 == step.epochs):
@@ -222,6 +239,99 @@ class Session:
             self.checkpoint(opt)
         if bar is not None:
             bar.close()
+
+    # -- diagnostics (U's hidden labels live here and in the runner only) ---------------------
+    def _u_positions(self) -> np.ndarray:
+        """Positions in U of the items the diagnostics score (a fixed subset, or all)."""
+        if self._positions is None:
+            n, k = len(self.split.unlabeled_idx), self.diag.subsample
+            self._positions = subsample_positions(n, k, self.diag.seed)
+        return self._positions
+
+    def _step_hook(self, step: Train) -> Callable[[int], None] | None:
+        """The after-optimiser-step callback scoring pseudo labels every N steps, or none."""
+        every = self.diag.every_steps
+        if not every:
+            return None
+
+        def hook(opt_step: int) -> None:
+            if (opt_step + 1) % every == 0:
+                self._diagnose(step, self.ctx.epoch + 1, opt_step + 1)
+
+        return hook
+
+    def _diagnose(self, step: Train, epoch: int, opt_step: int | None) -> None:
+        """Score ``step``'s current pseudo labels: the method's rule, or the pseudo pool's."""
+        rule = self.method.pseudo_rule(step)
+        if rule is not None:
+            self._score_u(step.name, epoch, None, rule, "rule", opt_step)
+        elif step.pool == "labeled+pseudo" and "pseudo" in self.ctx.state:
+            labels = self.ctx.state["pseudo"].cpu().numpy()[self._u_positions()]
+            self._score_u(step.name, epoch, labels, None, "state", opt_step)
+
+    def _rule_labels(self, rule: PseudoRule) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and kept mask of U's scored items under ``rule`` (eval mode, own seed)."""
+        ctx = self.ctx
+        net = ctx.ema if rule.ema and ctx.ema is not None else ctx.model
+        idx = self.split.unlabeled_idx[self._u_positions()]
+        seed = self.diag.seed * 1_000_003 + len(self.history.get("u_diagnostics", []))
+        feats = self.embed(
+            net,
+            self.data.train,
+            idx,
+            self.augmenter,
+            ctx.device,
+            workers=self.workers,
+            amp=self.amp,
+            view=rule.view,
+            seed=seed,
+        )
+        labels = predict(net, rule.head, feats).numpy()
+        if rule.threshold is None:
+            return labels, np.ones(len(labels), dtype=bool)
+        return labels, confidences(net, rule.head, feats).numpy() >= rule.threshold
+
+    def _score_u(self, name, epoch, labels, rule, source, opt_step=None) -> None:
+        """Append one ``history["u_diagnostics"]`` entry (RNGs and module modes untouched)."""
+        t, ctx, split = time.time(), self.ctx, self.split
+        with preserved_rng(ctx.device), kept_modes(ctx.model, ctx.ema):
+            if rule is not None:
+                labels, kept = self._rule_labels(rule)
+            else:
+                kept = labels >= 0
+        pos = self._u_positions()
+        rep = pseudo_label_metrics(
+            labels, kept, split.unlabeled_y_hidden[pos], split.class_split, split.num_classes
+        )
+        done = len(self.history["epochs"]) + (epoch is not None)
+        self.history.setdefault("u_diagnostics", []).append(
+            {
+                "step": name,
+                "epoch": epoch,
+                "opt_step": opt_step,
+                "position": done,
+                "source": source,
+                "threshold": rule.threshold if rule is not None else None,
+                **rep,
+            }
+        )
+        self.diag_time += time.time() - t
+
+    def _trajectory(self, step: Train, epoch: int) -> None:
+        """Every N epochs of a step-based step training the evaluated head: a test evaluation."""
+        every, head = self.diag.trajectory_every, self.method.eval_head
+        if not every or step.steps_per_epoch is None:
+            return
+        if not {"heads", f"heads.{head}"} & set(step.params):
+            return
+        if (epoch + 1) % every and epoch + 1 != step.epochs:
+            return
+        ctx = self.ctx
+        with preserved_rng(ctx.device), kept_modes(ctx.model, ctx.ema):
+            rep = self.evaluate(head, self.method.eval_ema)
+        entry = {"step": step.name, "epoch": epoch + 1}
+        entry.update({k: v for k, v in rep.items() if k != "per_class"})
+        self.history.setdefault("trajectory", []).append(entry)
 
     def _bar(self, step: Train, start: int):
         if not self.show_progress or not self.dist.is_main:

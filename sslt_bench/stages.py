@@ -173,6 +173,29 @@ class PseudoLabel:
 
 
 @dataclass
+class PseudoRule:
+    """How a method pseudo-labels U right now, for the runner's diagnostics only.
+
+    A method returns one from ``Method.pseudo_rule(step)`` for a :class:`Train` step whose
+    loss labels U on the fly (FixMatch: the online model's argmax on a weak view, kept if its
+    confidence is >= ``threshold``). The runner applies it to U in eval mode, without touching
+    training state or RNGs, and scores it against U's hidden labels; training never reads it.
+
+    Attributes:
+        head: the head whose argmax is the pseudo label.
+        ema: label with the EMA model (Mean Teacher's teacher) instead of the trained one.
+        view: ``none`` (un-augmented) or an augmented view (e.g. ``weak``), drawn from the
+            diagnostics' own seed.
+        threshold: keep labels whose max softmax probability is >= this; ``None`` = keep all.
+    """
+
+    head: str = "random"
+    ema: bool = False
+    view: str = "none"
+    threshold: float | None = None
+
+
+@dataclass
 class Evaluate:
     """Evaluate ``head`` on the test set and record it under ``name`` (diagnostic only)."""
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch.nn.functional as F
 
 from ..config import in_range
-from ..stages import Batch, Step, StepContext
+from ..stages import Batch, PseudoRule, Step, StepContext, Train
 
 
 @dataclass
@@ -92,6 +92,14 @@ class Method:
     def plan(self) -> list[Step]:
         """The ordered steps of this method."""
         raise NotImplementedError
+
+    def pseudo_rule(self, step: Train) -> PseudoRule | None:
+        """How ``step``'s loss pseudo-labels U, for the runner's diagnostics; ``None``: it doesn't.
+
+        Methods that label U on the fly (FixMatch, Mean Teacher) override it; labels a method
+        stores for the ``labeled+pseudo`` pool are read by the runner without it.
+        """
+        return None
 
     def train_kwargs(self) -> dict[str, Any]:
         """The optimiser settings of embedding training from the config."""

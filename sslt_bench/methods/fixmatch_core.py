@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from ..losses import fixmatch_mask
 from ..ssl_parts import masked_ce
-from ..stages import Batch, Step, StepContext, Train, Unlabeled
+from ..stages import Batch, PseudoRule, Step, StepContext, Train, Unlabeled
 from .base import Method
 
 
@@ -140,6 +140,16 @@ class FixMatchFamily(Method):
 
     def observe(self, fw: Forward, targets: PseudoTargets, batch: Batch, ctx: StepContext) -> None:
         """Update ``ctx.state`` from this batch's predictions; FixMatch keeps no state."""
+
+    def pseudo_rule(self, step: Train) -> PseudoRule | None:
+        """For diagnostics: the online model's weak-view argmax, kept if >= tau.
+
+        A variant whose :meth:`pseudo_label` changes the labels (DARP's refinement, ACR's
+        adjustment) is scored by this plain rule unless it overrides this method.
+        """
+        if step.unlabeled is None:
+            return None
+        return PseudoRule(self.main_head, view="weak", threshold=self.cfg.threshold)
 
     def epoch_end(self) -> Callable[[StepContext], None] | None:
         """A function to run after every epoch, or ``None`` (FixMatch)."""

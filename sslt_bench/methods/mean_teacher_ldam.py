@@ -35,7 +35,7 @@ import torch
 from ..config import in_range
 from ..losses import mse_consistency, sigmoid_rampup
 from ..registry import register_method
-from ..stages import Batch, EmaDecay, Step, StepContext, Train, Unlabeled
+from ..stages import Batch, EmaDecay, PseudoRule, Step, StepContext, Train, Unlabeled
 from .ldam_drw import LDAMDRW, LDAMConfig
 
 STUDENT_VIEW, TEACHER_VIEW = "weak", "weak:teacher"
@@ -97,6 +97,10 @@ class MeanTeacherLDAM(LDAMDRW):
         weight = c.consistency * sigmoid_rampup(ctx.epoch, ramp_len)
         logs.update(sup=float(sup.detach()), consistency=float(cons.detach()), cons_weight=weight)
         return sup + weight * cons, logs
+
+    def pseudo_rule(self, step: Train) -> PseudoRule | None:
+        """For diagnostics: the teacher's argmax on U (its soft targets; no threshold)."""
+        return PseudoRule("random", ema=True)
 
     def plan(self) -> list[Step]:
         """One student stage on D with unlabeled batches from D ∪ U and an EMA teacher."""
