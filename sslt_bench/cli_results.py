@@ -43,9 +43,19 @@ from .registry import METHODS
     "100 columns); wide: one column group per data set variant (LaTeX and HTML are always wide).",
 )
 @click.option("--with-paper", is_flag=True, help="Add the paper's quoted numbers (marked).")
+@click.option(
+    "--figure",
+    "figure",
+    default="final",
+    show_default=True,
+    type=click.Choice(["final", "median-last20"]),
+    help="final: the final model's accuracy (the headline); median-last20: the median of the "
+    "last 20 test evaluations of step-based runs (for comparison with papers that report it; "
+    "runs without it are left out; the output says which figure it shows).",
+)
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout.")
 def table(
-    folders, fmt_name, dataset, method, profile, backbone, by, layout, with_paper, output
+    folders, fmt_name, dataset, method, profile, backbone, by, layout, with_paper, figure, output
 ) -> None:
     """Per data set setting: methods by overall accuracy; n/overall/many/medium/few (mean ± std)."""
     from .records import atomic_write_text
@@ -55,15 +65,45 @@ def table(
     records = filter_records(
         load_results(folders), dataset=dataset, method=method, profile=profile, backbone=backbone
     )
+    if figure == "median-last20":
+        records = _median_records(records)
     board = build_board(
         records, by_seed=by == "seed", with_paper=with_paper, paper_methods=set(method) or None
     )
     text = render(fmt_name, board, records, layout)
+    if figure == "median-last20":
+        text = _figure_note(fmt_name) + text
     if output:
         atomic_write_text(Path(output), text)
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)
+
+
+def _median_records(records: list) -> list:
+    """``--figure median-last20``: records carrying that figure as their metrics."""
+    import warnings
+
+    from .diagnostics import with_median_figure
+
+    records, missing = with_median_figure(records)
+    if missing:
+        warnings.warn(
+            f"--figure median-last20: {missing} run(s) without the figure left out "
+            "(not step-based, or recorded before it existed)",
+            stacklevel=2,
+        )
+    return records
+
+
+def _figure_note(fmt_name: str) -> str:
+    """The line above a table that says it shows median_last20, in the format's comment."""
+    from .diagnostics import MEDIAN_NOTE
+
+    lead = {"csv": "# ", "latex": "% "}.get(fmt_name, "")
+    if fmt_name == "html":
+        return f"<p><em>{MEDIAN_NOTE}</em></p>\n"
+    return f"{lead}{MEDIAN_NOTE}\n\n" if not lead else f"{lead}{MEDIAN_NOTE}\n"
 
 
 @click.command()

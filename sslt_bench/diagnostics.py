@@ -228,3 +228,28 @@ def kept_modes(*modules: torch.nn.Module | None) -> Iterator[None]:
     finally:
         for m, flag in saved:
             m.training = flag
+
+
+#: What ``sslt-bench table --figure median-last20`` says above the table.
+MEDIAN_NOTE = (
+    "figure: median of the last 20 test evaluations (step-based runs; as DASO/DARP/CoSSL/ACR "
+    "report it), not the final model's accuracy; never used for selection"
+)
+
+
+def with_median_figure(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Records whose ``metrics`` are their ``median_last20`` figures, and how many had none.
+
+    Failed runs pass through unchanged (the table lists them); finished runs without the
+    figure (older records, methods that are not step-based) are left out and counted.
+    """
+    out, missing = [], 0
+    for rec in records:
+        med = rec.get("median_last20")
+        if rec.get("status", "ok") != "ok":
+            out.append(rec)
+        elif med is None:
+            missing += 1
+        else:
+            out.append({**rec, "metrics": {m: med.get(m) for m in GROUPS}})
+    return out, missing

@@ -224,3 +224,21 @@ def test_preserved_rng_and_kept_modes():
         net.eval()
         net.train(True)
     assert net.training and not net[1].training
+
+
+def test_table_median_figure_is_labelled_and_old_records_read(tmp_path, cli_run):
+    fix = _smoke("fixmatch", tmp_path, extra=("epochs=2",)).run()
+    old = _smoke("erm", tmp_path).run()
+    path = old["_path"]  # an old record: written before the diagnostics existed
+    data = json.loads(open(path).read())
+    del data["pseudo_label_diagnostics"], data["median_last20"]
+    open(path, "w").write(json.dumps(data))
+    _, text = cli_run("table", "--results", tmp_path)
+    assert "median of the last 20" not in text and "erm" in text
+    _, text = cli_run("table", "--results", tmp_path, "--figure", "median-last20")
+    assert text.startswith("figure: median of the last 20 test evaluations")
+    assert "\nerm " not in text.split("warning")[0]
+    row = next(ln for ln in text.splitlines() if ln.startswith("fixmatch"))
+    assert f"{fix['median_last20']['overall']:.1f}" in row
+    _, csv = cli_run("table", "--results", tmp_path, "--figure", "median-last20", "--format", "csv")
+    assert csv.startswith("# figure: median")
