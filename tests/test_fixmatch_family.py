@@ -162,7 +162,7 @@ ACTIVE = {"warmup": "0", "refine_every": "2", "est_start": "0"}  # mechanisms on
 def _train(method: str, tmp_path, permute: bool, monkeypatch) -> dict:
     cfg = METHODS.get(method).Config
     names = {f.name for f in dataclasses.fields(cfg)}
-    over = {**cfg.SMOKE, "epochs": 3, "steps_per_epoch": 3}
+    over = {**cfg.SMOKE, "epochs": 3, "steps_per_epoch": 2}
     over.update({k: v for k, v in ACTIVE.items() if k in names})
     load = Runner._load_data
 
