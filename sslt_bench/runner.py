@@ -480,6 +480,7 @@ class Runner:
             **diagnostic_fields(history, self.diag_settings()),
             "wall_time_s": round(time.time() - t0, 3),
             "train_time_s": round(progress["train_time"], 3),
+            "diagnostics_time_s": round(progress.get("diag_time", 0.0), 3),
             "train_images": progress["images"],
             "train_images_per_s": round(progress["images"] / max(progress["train_time"], 1e-9), 1),
             "resumed_from": resumed,

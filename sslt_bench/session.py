@@ -316,6 +316,7 @@ class Session:
             }
         )
         self.diag_time += time.time() - t
+        self.progress["diag_time"] = self.progress.get("diag_time", 0.0) + time.time() - t
 
     def _trajectory(self, step: Train, epoch: int) -> None:
         """Every N epochs of a step-based step training the evaluated head: a test evaluation."""
@@ -326,9 +327,10 @@ class Session:
             return
         if (epoch + 1) % every and epoch + 1 != step.epochs:
             return
-        ctx = self.ctx
+        ctx, t = self.ctx, time.time()
         with preserved_rng(ctx.device), kept_modes(ctx.model, ctx.ema):
             rep = self.evaluate(head, self.method.eval_ema)
+        self.progress["diag_time"] = self.progress.get("diag_time", 0.0) + time.time() - t
         entry = {"step": step.name, "epoch": epoch + 1}
         entry.update({k: v for k, v in rep.items() if k != "per_class"})
         self.history.setdefault("trajectory", []).append(entry)
