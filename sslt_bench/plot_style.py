@@ -37,6 +37,14 @@ FIXED = {
     "mean-teacher+ldam": ("#AA4499", "X"),
     "fixmatch": ("#999933", "*"),
     "salsa": ("#DDCC77", "<"),
+    "fixmatch+darp": ("#117733", "h"),
+    "fixmatch+abc": ("#CC6677", "p"),
+    "fixmatch+crest": ("#88CCEE", ">"),
+    "fixmatch+daso": ("#44AA99", "<"),
+    "fixmatch+saw": ("#DDCC77", "o"),
+    "fixmatch+cossl": ("#882255", "s"),
+    "acr": ("#332288", "D"),
+    "simpro": ("#AA4499", "^"),
 }
 
 
