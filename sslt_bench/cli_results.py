@@ -172,6 +172,17 @@ def plot_pseudo_labels(folders, dataset, method, output) -> None:
     from .table import filter_records
 
     records = filter_records(load_results(folders), method=method)
+    old = any(r.get("history", {}).get("pseudo_labels") for r in records)
+    if old and not any(plots_pseudo.entries(r) for r in records):
+        import warnings
+
+        warnings.warn(
+            "no run has pseudo-label diagnostics (records made before them); plotting the "
+            "pseudo-label accuracy of each PseudoLabel stage instead",
+            stacklevel=2,
+        )
+        _plot("pseudo-labels", folders, dataset, method, output)
+        return
     for path in plots_pseudo.make(records, dataset, output):
         click.echo(f"wrote {path}")
 
