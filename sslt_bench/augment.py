@@ -316,4 +316,4 @@ class Augmenter:
             img = cutout(rand_augment(img, gen), gen)
         elif kind not in ("none", "weak"):
             raise ValueError(f"unknown view {view!r}")
-        return (img - self.mean) / self.std
+        return img.sub_(self.mean).div_(self.std)  # img is this call's own buffer

@@ -29,6 +29,54 @@ class NonFiniteLoss(RuntimeError):
     """A loss became NaN or infinite."""
 
 
+class EpochSums:
+    """Per-epoch sums of the loss and the method's logged values.
+
+    ``sync=True`` (CPU): every step's values become Python floats at once and a non-finite loss
+    stops the epoch at that step. ``sync=False`` (CUDA): values stay on the device and are read
+    once in :meth:`means`, so the loop never waits for the GPU; a non-finite loss is reported
+    (with its batch) at the end of the epoch.
+    """
+
+    def __init__(self, sync: bool, where: str) -> None:
+        self.sync, self.where = sync, where
+        self.sums: dict[str, float] = {"loss": 0.0}
+        self.pending: dict[str, list[torch.Tensor]] = {"loss": []}
+
+    def add(self, i: int, loss: torch.Tensor, logs: dict) -> None:
+        """Add batch ``i``'s loss and logs."""
+        if not self.sync:
+            self.pending["loss"].append(loss.detach().float().reshape(()))
+            for k, v in logs.items():
+                v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
+                self.pending.setdefault(k, []).append(v.to(loss.device).reshape(()))
+            return
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"non-finite loss {loss.item()} in {self.where}, batch {i + 1}")
+        self.sums["loss"] += float(loss.detach())
+        for k, v in logs.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+
+    def running_loss(self, n: int) -> float | None:
+        """Mean loss so far (``None`` when reading it would synchronise)."""
+        return self.sums["loss"] / n if self.sync else None
+
+    def means(self, n: int) -> dict[str, float]:
+        """Means over ``n`` batches (one host read per key on CUDA)."""
+        if not self.sync and self.pending["loss"]:
+            losses = torch.stack(self.pending["loss"]).double().cpu()
+            bad = (~torch.isfinite(losses)).nonzero().flatten()
+            if len(bad):
+                i = int(bad[0])
+                raise NonFiniteLoss(
+                    f"non-finite loss {float(losses[i])} in {self.where}, batch {i + 1}"
+                )
+            for k, vals in self.pending.items():
+                self.sums[k] = float(torch.stack(vals).double().sum())
+        n = max(n, 1)
+        return {k: v / n for k, v in self.sums.items()}
+
+
 def lr_at(step: Train | TrainHead, it: int, total: int, steps_per_epoch: int) -> float:
     """Learning rate at optimiser step ``it`` of ``total`` (warm-up, then the schedule)."""
     base = step.lr
@@ -161,7 +209,7 @@ def train_epoch(
     lv_batches = labeled_view_batches(step, pool_labels, ctx, batches, rank, world_size)
     aug_seed = int(torch.randint(2**62, (1,), generator=gen))
     aug_gen = torch.Generator().manual_seed(aug_seed + rank)  # ranks: independent views
-    sums: dict[str, float] = {"loss": 0.0}
+    sums = EpochSums(device.type != "cuda", f"step {step.name!r}, epoch {ctx.epoch + 1}")
     seen = 0
     x_iter = loader.images([pool_ids[b].numpy() for b in batches])
     u_iter = loader.images(u_batches) if u_batches else iter(())
@@ -191,11 +239,8 @@ def train_epoch(
         with amp_context(device, amp):
             out = step.loss(batch, ctx)
         loss, logs = out if isinstance(out, tuple) else (out, {})
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(
-                f"non-finite loss {loss.item()} in step {step.name!r}, "
-                f"epoch {ctx.epoch + 1}, batch {i + 1}"
-            )
+        if sums.sync and not torch.isfinite(loss):  # CUDA: checked in sums.means()
+            sums.add(i, loss, logs)
         opt.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -208,14 +253,14 @@ def train_epoch(
             ema_update(ctx.ema, ctx.model, ema_decay_at(step, ctx))
         if after_step is not None:
             after_step(ctx.step)
-        sums["loss"] += float(loss.detach())
-        for k, v in logs.items():
-            sums[k] = sums.get(k, 0.0) + float(v)
+        sums.add(i, loss, logs)
         seen += len(b) + (len(u_batches[i]) * len(step.unlabeled.views) if u_batches else 0)
-        if progress is not None:
-            progress.set_postfix(loss=f"{sums['loss'] / (i + 1):.3f}", refresh=False)
-    n = max(len(batches), 1)
-    out = {k: v / n for k, v in sums.items()}
+        running = sums.running_loss(i + 1)
+        if progress is not None and running is not None:
+            progress.set_postfix(loss=f"{running:.3f}", refresh=False)
+    out = sums.means(len(batches))
+    if progress is not None and not sums.sync:
+        progress.set_postfix(loss=f"{out['loss']:.3f}", refresh=False)
     out["images"] = float(seen)
     out["lr"] = lr_at(step, ctx.step, total, steps_per_epoch) if batches else step.lr
     return out

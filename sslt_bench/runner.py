@@ -45,6 +45,7 @@ from .engine import Loader, NonFiniteLoss, embed_items
 from .errors import UsageError, choices_error
 from .methods.base import DataInfo, Method
 from .models import build_model
+from .models.wrapper import use_channels_last
 from .records import RECORD_VERSION, check_writable, git_revision, write_record
 from .registry import DATASETS, METHODS, MODELS
 from .run_identity import data_content_key, run_lock, split_mismatch
@@ -252,7 +253,9 @@ class Runner:
             method.extra_heads,
         ).to(self.device)
         cuda = self.device.type == "cuda"
-        channels_last = spec.channels_last if spec.channels_last is not None else cuda
+        channels_last = spec.channels_last
+        if channels_last is None:  # the measured default of this device and backbone
+            channels_last = use_channels_last(self.device, backbone)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         if spec.compile:  # in place: state_dict keys (checkpoints) stay the same

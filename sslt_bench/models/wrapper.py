@@ -65,6 +65,30 @@ class SSLTModel(nn.Module):
         self.heads[name] = new.to(next(old.parameters()).device)
 
 
+#: Backbones that default to channels_last, per device type, chosen by measurement
+#: (``benchmarks/throughput.py`` times our loop and the model-only step in both formats in one
+#: run). CUDA: all (cuDNN's NHWC tensor-core kernels under bf16). CPU: none so far: NHWC was
+#: not reliably faster in our measurements on the shared 2-core machine (see docs/scale-out.md),
+#: and a CPU switch changes float results (oneDNN's NHWC kernels sum in another order), so
+#: it needs a clear, repeated gain. ``--channels-last/--no-channels-last`` overrides it.
+CHANNELS_LAST: dict[str, tuple[str, ...]] = {
+    "cuda": ("*",),
+    "cpu": (),
+}
+
+
+def use_channels_last(device: torch.device | str, backbone: str) -> bool:
+    """Whether ``backbone`` trains faster in channels_last on ``device`` (see CHANNELS_LAST)."""
+    names = CHANNELS_LAST.get(torch.device(device).type, ())
+    return "*" in names or backbone in names
+
+
+def to_memory_format(model: nn.Module, channels_last: bool) -> nn.Module:
+    """``model`` in channels_last (4-D weights NHWC) or the default contiguous format."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return model.to(memory_format=fmt)
+
+
 def build_model(
     backbone: str,
     in_channels: int,
