@@ -1,25 +1,31 @@
-"""Throughput benchmark (issue 8): our training loop against its model-only ceiling and against a
-plain PIL + torchvision DataLoader pipeline, glibc malloc tuning, and alternate's extra cost.
+"""Throughput benchmark (issues 8 and 14): our loops against their model-only ceilings.
 
-For ResNet-32 on cifar10-sslt (batch 128) and the small CNN on digits-sslt (batch 32) it prints
-* training images/s end to end: the runner's path (``samplers`` -> ``Loader`` -> batched tensor
-  ``Augmenter`` -> ``engine.train_epoch``), its model-only ceiling (the same SGD step on a batch
-  already augmented and in memory) and their ratio (target >= 0.9);
-* evaluation images/s (``engine.embed_items`` + ``predict``);
-* the same for a reference-style pipeline (the LDAM-DRW / FixMatch recipe: a Dataset of HWC
-  uint8 arrays, per-image ``PIL.Image.fromarray`` + RandomCrop + RandomHorizontalFlip +
-  ToTensor + Normalize, a shuffling DataLoader), measured in the same run, so the speed-up is a
-  ratio;
-* our loop with ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736`` (glibc keeps large
-  buffers instead of unmapping and re-faulting them every step) and without, with minor page
-  faults; each measurement runs in a fresh subprocess with an explicit environment;
-* the wall-time ratio of ``alternate`` to ``pseudo-label+decoupling`` for the same number of
-  embedding epochs on D ∪ U' (the paper: the extra stages cost little; target <= 1.10).
+Per case (ResNet-32 on cifar10-sslt, batch 128; the small CNN on digits-sslt, batch 32) one
+worker process measures, interleaved over ``--rounds`` rounds (median kept):
 
-Measurements of one kind alternate over ``--rounds`` rounds (median shown), so load from other
-processes hits all alike; the load average is printed with the figures.
+* ``train_img_s``: the runner's path end to end (``samplers`` -> ``Loader`` -> batched tensor
+  ``Augmenter`` -> ``engine.train_epoch``) in the default memory format of the device
+  (``models.wrapper.use_channels_last``);
+* ``train_ceiling_img_s``: the best over NCHW and channels_last of the same SGD step on one
+  batch already augmented and in memory (both formats are reported);
+* ``eval_img_s``: ``engine.embed_items`` + ``predict`` over test images (test evaluation,
+  pseudo-labelling and feature caching all run this path);
+* ``eval_ceiling_img_s``: the best over both formats of the model's forward (no_grad, eval
+  mode, same batch size) on a ready normalised batch, plus argmax;
+* the ratios ``train_ratio`` and ``eval_ratio`` (goal >= 0.9).
 
-    python benchmarks/throughput.py --data-root DATA [--steps 20 --rounds 3]
+``--kekmodel PATH`` (a checkout of kekmodel/FixMatch-pytorch, not part of this project) adds
+the FixMatch step: B labeled + mu B unlabeled images in a weak and a strong view, one forward,
+ours (``fixmatch``'s plan step through ``engine.train_epoch``) against that code's own step
+(its ``TransformFixMatch`` PIL pipeline and DataLoader, its ``interleave``, ``ModelEMA`` and loss
+lines as in its ``train.py``), same model (ResNet-32), batch, mu and threads; goal >= 1.3x.
+
+Workers run with the environment ``sslt-bench run`` gives itself (glibc malloc tuning, see
+docs/scale-out.md) and ``--threads`` torch threads. ``--pil`` adds the PIL + DataLoader
+reference pipeline, ``--methods`` alternate's extra wall time (issue 8). ``--quick`` runs in
+under a minute (fewer steps, one round, smaller FixMatch batch).
+
+    python benchmarks/throughput.py --data-root DATA --threads 2 --json F [--kekmodel PATH]
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ import torch
 import torch.nn.functional as F
 
 MALLOC = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
-CASES = {  # name: (data set, backbone, batch size, extra data overrides)
+FORMATS = ("nchw", "channels_last")
+CASES = {  # name: (data set, backbone, batch size)
     "resnet32/cifar10-sslt": ("cifar10-sslt", "resnet32", 128),
     "small-cnn/digits-sslt": ("digits-sslt", "small-cnn", 32),
 }
@@ -61,100 +68,318 @@ def _setup(case: str, data_root: str | None, device: torch.device):
     model = build_model(
         backbone, data.channels, data.image_size, data.split.num_classes, {"random": "linear"}
     ).to(device)
-    if device.type == "cuda":  # the runner's CUDA defaults
-        model = model.to(memory_format=torch.channels_last)
-    return data, model, batch
+    from sslt_bench.models.wrapper import to_memory_format, use_channels_last
+
+    return data, to_memory_format(model, use_channels_last(device, backbone)), batch
 
 
 def _sgd(model):
     return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
 
-def worker_ours(case: str, data_root: str | None, steps: int, warmup: int, eval_n: int) -> dict:
-    from sslt_bench.augment import Augmenter
-    from sslt_bench.engine import Loader, embed_items, predict, train_epoch
-    from sslt_bench.stages import StepContext, Train
+def _ctx(model, data, device, gen):
+    from sslt_bench.stages import StepContext
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    amp = "bf16" if device.type == "cuda" else "none"
-    data, model, batch = _setup(case, data_root, device)
     split = data.split
-    aug = Augmenter(data.mean, data.std, data.crop_padding, data.flip, device)
-    item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
-    loader = Loader(data.train, item_src, aug, device)
-    labels = torch.as_tensor(split.labeled_y)
-    pool = torch.arange(len(labels))
-    gen = torch.Generator().manual_seed(0)
-    ctx = StepContext(
+    return StepContext(
         model,
         None,
         {},
         split.num_classes,
-        torch.as_tensor(split.labeled_counts),
+        torch.as_tensor(split.labeled_counts, device=device),
         len(split.labeled_idx),
         len(split.unlabeled_idx),
         device,
         gen,
     )
 
+
+def _fresh(backbone: str, data, device: torch.device, channels_last: bool):
+    from sslt_bench.models import build_model
+    from sslt_bench.models.wrapper import to_memory_format
+
+    torch.manual_seed(0)
+    model = build_model(
+        backbone, data.channels, data.image_size, data.split.num_classes, {"random": "linear"}
+    ).to(device)
+    return to_memory_format(model, channels_last)
+
+
+def _timed(device: torch.device, fn, n: int) -> float:
+    _sync(device)
+    t = time.perf_counter()
+    fn(n)
+    _sync(device)
+    return time.perf_counter() - t
+
+
+def worker_ours(
+    case: str, data_root: str | None, steps: int, warmup: int, eval_n: int, rounds: int
+) -> dict:
+    """Our loop and evaluation vs the model-only ceilings in both memory formats."""
+    from sslt_bench.augment import Augmenter
+    from sslt_bench.engine import Loader, amp_context, embed_items, predict, train_epoch
+    from sslt_bench.models.wrapper import use_channels_last
+    from sslt_bench.stages import Train
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp = "bf16" if device.type == "cuda" else "none"
+    data, _, batch = _setup(case, data_root, device)
+    backbone = CASES[case][1]
+    default_cl = use_channels_last(device, backbone)
+    split = data.split
+    aug = Augmenter(data.mean, data.std, data.crop_padding, data.flip, device)
+    item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
+    loader = Loader(data.train, item_src, aug, device)
+    labels = torch.as_tensor(split.labeled_y)
+    pool = torch.arange(len(labels))
+    models = {f: _fresh(backbone, data, device, f == "channels_last") for f in FORMATS}
+    ours = _fresh(backbone, data, device, default_cl)
+    gen = torch.Generator().manual_seed(0)
+    ctx = _ctx(ours, data, device, gen)
+    opt = _sgd(ours)
+
     def ce(b, c):
         return F.cross_entropy(c.model(b.x, "random"), b.y)
 
-    opt = _sgd(model)
-    model.train()
-
-    def loop(n: int) -> float:
+    def loop(n: int) -> None:
         step = Train("bench", 1, ce, batch_size=batch, lr=0.01, steps_per_epoch=n)
-        _sync(device)
-        t = time.perf_counter()
+        ours.train()
         train_epoch(step, ctx, loader, pool, labels, pool, opt, amp)
-        _sync(device)
-        return time.perf_counter() - t
 
     x = aug(next(data.train.iter_batches([item_src[:batch]], device)), "weak", gen)
     y = labels[:batch].to(device) if len(labels) >= batch else labels.repeat(batch)[:batch]
-    x = x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+    y = y.to(device)
+    opts = {f: _sgd(m) for f, m in models.items()}
 
-    def ceiling(n: int) -> float:
-        from sslt_bench.engine import amp_context
+    def ceiling(fmt: str):
+        m, o = models[fmt], opts[fmt]
+        xf = x.contiguous(memory_format=torch.channels_last) if fmt == "channels_last" else x
 
-        _sync(device)
-        t = time.perf_counter()
-        for _ in range(n):
-            with amp_context(device, amp):
-                loss = F.cross_entropy(model(x, "random"), y.to(device))
-            if not torch.isfinite(loss):
-                raise RuntimeError("non-finite loss")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        def run(n: int) -> None:
+            m.train()
+            for _ in range(n):
+                with amp_context(device, amp):
+                    loss = F.cross_entropy(m(xf, "random"), y)
+                o.zero_grad(set_to_none=True)
+                loss.backward()
+                o.step()
             float(loss.detach())
-        _sync(device)
-        return time.perf_counter() - t
 
-    loop(warmup), ceiling(warmup)
-    f0, c0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, _cpu()
-    t_loop = loop(steps)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
-    c1 = _cpu()
-    t_ceil = ceiling(steps)
-    c2 = _cpu()
+        return run
+
     idx = np.resize(split.test_idx, eval_n)
-    embed_items(model, data.test, idx[:batch], aug, device, amp=amp)  # warm-up
-    _sync(device)
-    t, c3 = time.perf_counter(), _cpu()
-    predict(model, "random", embed_items(model, data.test, idx, aug, device, amp=amp))
-    _sync(device)
-    t_eval, c4 = time.perf_counter() - t, _cpu()
-    return {
-        "train": steps * batch / t_loop,
-        "ceiling": steps * batch / t_ceil,
-        "train_cpu": steps * batch / (c1 - c0),
-        "ceiling_cpu": steps * batch / (c2 - c1),
-        "eval": eval_n / t_eval,
-        "eval_cpu": eval_n / (c4 - c3),
-        "minor_faults_per_step": faults / steps,
-    }
+    eval_batch = 512
+
+    def evaluate(n: int) -> None:
+        for _ in range(n):
+            predict(ours, "random", embed_items(ours, data.test, idx, aug, device, amp=amp))
+
+    xe = aug(
+        next(data.test.iter_batches([np.resize(split.test_idx, eval_batch)], device)), "none", gen
+    )
+
+    def infer(fmt: str):
+        m = models[fmt]
+        xf = xe.contiguous(memory_format=torch.channels_last) if fmt == "channels_last" else xe
+
+        def run(n: int) -> None:
+            m.eval()
+            with torch.no_grad(), amp_context(device, amp):
+                for _ in range(n * eval_n // eval_batch):
+                    m(xf, "random").argmax(1).cpu()
+
+        return run
+
+    train_fns = {"ours": loop, **{f: ceiling(f) for f in FORMATS}}
+    eval_fns = {"ours": evaluate, **{f: infer(f) for f in FORMATS}}
+    for fn in (*train_fns.values(), *eval_fns.values()):
+        fn(max(warmup, 1) if fn is not evaluate else 1)
+    times: dict[str, list[float]] = {}
+    for _ in range(rounds):  # interleaved: load from other processes hits all alike
+        for k, fn in train_fns.items():
+            times.setdefault(f"train/{k}", []).append(steps * batch / _timed(device, fn, steps))
+        for k, fn in eval_fns.items():
+            n_img = eval_n if k == "ours" else (eval_n // eval_batch) * eval_batch
+            times.setdefault(f"eval/{k}", []).append(n_img / _timed(device, fn, 1))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out = {"default_format": "channels_last" if default_cl else "nchw", "batch": batch}
+    for kind in ("train", "eval"):
+        best = max(med[f"{kind}/{f}"] for f in FORMATS)
+        out[f"{kind}_img_s"] = med[f"{kind}/ours"]
+        out[f"{kind}_ceiling_img_s"] = best
+        out[f"{kind}_ratio"] = med[f"{kind}/ours"] / best
+        for f in FORMATS:
+            out[f"{kind}_ceiling_{f}_img_s"] = med[f"{kind}/{f}"]
+    out["rounds"] = {k: [round(v, 1) for v in vals] for k, vals in times.items()}
+    return out
+
+
+def _kekmodel_imports(path: str):
+    """kekmodel/FixMatch-pytorch's own pieces, imported from ``path`` (never vendored)."""
+    import types
+
+    sys.path.insert(0, path)
+    if "torch.utils.tensorboard" not in sys.modules:  # train.py imports it at module level
+        tb = types.ModuleType("torch.utils.tensorboard")
+        tb.SummaryWriter = object
+        sys.modules["torch.utils.tensorboard"] = tb
+    import train as kek_train  # noqa: PLC0415
+    from dataset.cifar import TransformFixMatch  # noqa: PLC0415
+    from models.ema import ModelEMA  # noqa: PLC0415
+
+    return kek_train, TransformFixMatch, ModelEMA
+
+
+def worker_fixmatch(
+    data_root: str | None,
+    steps: int,
+    warmup: int,
+    batch: int,
+    mu: int,
+    workers: int,
+    kekmodel: str | None,
+    rounds: int,
+) -> dict:
+    """FixMatch step, ours vs kekmodel/FixMatch-pytorch's, ResNet-32 on cifar10-sslt."""
+    import dataclasses
+    import types
+
+    from PIL import Image
+
+    from sslt_bench.augment import Augmenter
+    from sslt_bench.config import build_config
+    from sslt_bench.ema import make_ema
+    from sslt_bench.engine import Loader, train_epoch
+    from sslt_bench.methods.base import DataInfo
+    from sslt_bench.models.wrapper import use_channels_last
+    from sslt_bench.registry import METHODS
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp = "bf16" if device.type == "cuda" else "none"
+    case = "resnet32/cifar10-sslt"
+    data, _, _ = _setup(case, data_root, device)
+    split = data.split
+    cls = METHODS.get("fixmatch")
+    cfg = build_config(cls.Config, "quick", {"batch_size": batch, "mu": mu})
+    info = DataInfo(
+        split.num_classes,
+        split.labeled_counts,
+        len(split.labeled_idx),
+        len(split.unlabeled_idx),
+        data.channels,
+        data.image_size,
+    )
+    method = cls(cfg, info)
+    ours = _fresh("resnet32", data, device, use_channels_last(device, "resnet32"))
+    gen = torch.Generator().manual_seed(0)
+    ctx = _ctx(ours, data, device, gen)
+    ctx.ema = make_ema(ours)
+    aug = Augmenter(data.mean, data.std, data.crop_padding, data.flip, device)
+    item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
+    loader = Loader(data.train, item_src, aug, device)
+    labels = torch.as_tensor(split.labeled_y)
+    pool = torch.arange(len(labels))
+    unl = torch.arange(len(split.labeled_idx), len(item_src))
+    step0 = method.plan()[0]
+    opt = _sgd(ours)
+
+    def loop(n: int) -> None:
+        ours.train()
+        step = dataclasses.replace(step0, epochs=1, steps_per_epoch=n, batch_size=batch)
+        train_epoch(step, ctx, loader, pool, labels, unl, opt, amp)
+
+    fns = {"ours": loop}
+    if kekmodel:
+        kek, TransformFixMatch, ModelEMA = _kekmodel_imports(kekmodel)
+        theirs = _fresh("resnet32", data, device, False)  # their code: default format
+        ema = ModelEMA(types.SimpleNamespace(device=device), theirs, 0.999)
+        topt = _sgd(theirs)
+        hwc = data.train.images.permute(0, 2, 3, 1).numpy()
+        tf = TransformFixMatch(mean=data.mean, std=data.std)
+        weak_tf = T_weak(data)
+
+        class Images(torch.utils.data.Dataset):
+            def __init__(self, ids, transform):
+                self.ids, self.transform = ids, transform
+
+            def __len__(self):
+                return len(self.ids)
+
+            def __getitem__(self, i):
+                return self.transform(Image.fromarray(hwc[self.ids[i]])), 0
+
+        need = (warmup + steps * rounds + 1) * batch
+
+        def dl(ids, bs):
+            sampler = torch.utils.data.RandomSampler(
+                ids, replacement=True, num_samples=need * bs // batch
+            )
+            return torch.utils.data.DataLoader(
+                ids,
+                batch_size=bs,
+                sampler=sampler,
+                num_workers=workers,
+                drop_last=True,
+                pin_memory=device.type == "cuda",
+            )
+
+        lab = dl(Images(split.labeled_idx, weak_tf), batch)
+        unlab = dl(Images(split.unlabeled_idx, tf), batch * mu)
+        lab_it, unlab_it = iter(lab), iter(unlab)
+        y_all = torch.as_tensor(split.labeled_y)
+
+        def theirs_step(n: int) -> None:
+            theirs.train()
+            for _ in range(n):
+                (inputs_x, _), ((u_w, u_s), _) = next(lab_it), next(unlab_it)
+                targets_x = y_all[torch.randint(len(y_all), (len(inputs_x),))].to(device)
+                inputs = kek.interleave(torch.cat((inputs_x, u_w, u_s)), 2 * mu + 1).to(device)
+                logits = kek.de_interleave(theirs(inputs, "random"), 2 * mu + 1)
+                logits_x = logits[: len(inputs_x)]
+                logits_u_w, logits_u_s = logits[len(inputs_x) :].chunk(2)
+                lx = F.cross_entropy(logits_x, targets_x)
+                probs = torch.softmax(logits_u_w.detach(), dim=-1)
+                max_probs, targets_u = probs.max(-1)
+                mask = max_probs.ge(0.95).float()
+                lu = (F.cross_entropy(logits_u_s, targets_u, reduction="none") * mask).mean()
+                loss = lx + lu
+                loss.backward()
+                for v in (loss, lx, lu, mask.mean()):
+                    v.item()  # its AverageMeter updates
+                topt.step()
+                ema.update(theirs)
+                theirs.zero_grad()
+
+        fns["kekmodel"] = theirs_step
+    for fn in fns.values():
+        fn(max(warmup, 1))
+    times: dict[str, list[float]] = {}
+    per_step = batch * (1 + 2 * mu)
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            times.setdefault(k, []).append(steps * per_step / _timed(device, fn, steps))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out = {"batch": batch, "mu": mu, "workers": workers, "fixmatch_img_s": med["ours"]}
+    if "kekmodel" in med:
+        out["kekmodel_img_s"] = med["kekmodel"]
+        out["fixmatch_speedup"] = med["ours"] / med["kekmodel"]
+    out["rounds"] = {k: [round(v, 1) for v in vals] for k, vals in times.items()}
+    return out
+
+
+def T_weak(data):
+    """kekmodel's labeled transform: flip, reflect-padded crop, ToTensor, Normalize."""
+    from torchvision import transforms as T
+
+    return T.Compose(
+        [
+            T.RandomHorizontalFlip(),
+            T.RandomCrop(size=32, padding=4, padding_mode="reflect"),
+            T.ToTensor(),
+            T.Normalize(mean=data.mean, std=data.std),
+        ]
+    )
 
 
 def worker_pil(
@@ -321,109 +546,104 @@ def main() -> None:
     )
     ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (median shown)")
-    ap.add_argument("--eval-images", type=int, default=2000)
-    ap.add_argument(
-        "--pil-workers",
-        type=int,
-        default=None,
-        help="reference pipeline DataLoader workers (default: cores)",
-    )
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median kept)")
+    ap.add_argument("--eval-images", type=int, default=2048)
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated cases")
-    ap.add_argument(
-        "--method-epochs",
-        default="20,5,10",
-        help="alternate timing: init epochs, loops, epochs per loop",
-    )
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: cores)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per worker")
+    ap.add_argument("--kekmodel", default=None, help="kekmodel/FixMatch-pytorch checkout")
+    ap.add_argument("--fixmatch", default="64,7", help="FixMatch step B,mu, or none")
+    ap.add_argument("--workers", type=int, default=None, help="kekmodel DataLoader workers")
+    ap.add_argument("--quick", action="store_true", help="a run under 60 s")
+    ap.add_argument("--pil", action="store_true", help="also the PIL + DataLoader pipeline")
+    ap.add_argument("--methods", action="store_true", help="also alternate's extra wall time")
+    ap.add_argument("--method-epochs", default="20,5,10", help="--methods: init, loops, epochs")
     ap.add_argument("--json", default=None, help="also write the figures here")
     ap.add_argument("--worker", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         kind, *rest = a.worker
-        fn = {"ours": worker_ours, "pil": worker_pil, "methods": worker_methods}[kind]
+        fns = {"ours": worker_ours, "pil": worker_pil, "methods": worker_methods}
+        fn = {**fns, "fixmatch": worker_fixmatch}[kind]
         conv = [None if v == "-" else (int(v) if v.lstrip("-").isdigit() else v) for v in rest]
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
         print(json.dumps(fn(*conv)))
         return
-
+    if a.quick:
+        a.steps, a.warmup, a.rounds, a.eval_images = 3, 1, 1, 512
+        a.fixmatch = "8,7"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    pil_workers = cores if a.pil_workers is None else a.pil_workers
-    threads = {"OMP_NUM_THREADS": str(a.threads or cores)}
+    workers = cores if a.workers is None else a.workers
+    env = {"OMP_NUM_THREADS": str(a.threads), **MALLOC}  # what `sslt-bench run` gives itself
     print(f"machine: {machine()}")
-    print(
-        f"load average at start: {os.getloadavg()[0]:.2f} ({cores} cores); "
-        f"{threads['OMP_NUM_THREADS']} torch threads per process"
-    )
+    print(f"load average at start: {_load()} ({cores} cores); {a.threads} torch threads")
     results: dict = {"machine": machine(), "load_start": os.getloadavg()[0], "cases": {}}
+    results["command"] = " ".join(["python", "benchmarks/throughput.py", *sys.argv[1:]])
     for case in a.cases.split(","):
-        dataset = CASES[case][0]
-        root = a.data_root if dataset != "digits-sslt" else "-"
-        common = [case, root, str(a.steps), str(a.warmup), str(a.eval_images)]
-        rows: dict[str, list] = {"ours": [], "ours+malloc": [], "pil": []}
+        root = a.data_root if CASES[case][0] != "digits-sslt" else "-"
+        args = [case, root, a.steps, a.warmup, a.eval_images, a.rounds]
         try:
-            for _ in range(a.rounds):
-                rows["ours"].append(_sub(["ours", *common], threads))
-                rows["ours+malloc"].append(_sub(["ours", *common], {**threads, **MALLOC}))
-                rows["pil"].append(_sub(["pil", *common, str(pil_workers)], threads))
+            r = _sub(["ours", *map(str, args)], env)
         except RuntimeError as exc:
             print(f"{case}: skipped ({str(exc).strip().splitlines()[-1]})")
             continue
-        med = {k: _median(v) for k, v in rows.items()}
-        results["cases"][case] = med
-        o, m, p = med["ours"], med["ours+malloc"], med["pil"]
-        print(f"\n{case} (batch {CASES[case][2]}, median of {a.rounds} rounds of {a.steps} steps)")
-        print(
-            f"  {'pipeline':<34}{'train img/s':>12}{'ceiling':>10}{'ratio':>7}{'eval img/s':>12}"
-            f"{'faults/step':>13}"
-        )
-        for name, r in (("ours", o), ("ours + malloc tuning", m)):
+        results["cases"][case] = r
+        _print_case(case, r, a)
+        if a.pil:
+            p = _sub(["pil", *map(str, args[:5]), str(workers)], env)
+            r["pil"] = p
             print(
-                f"  {name:<34}{r['train']:>12.0f}{r['ceiling']:>10.0f}"
-                f"{r['train'] / r['ceiling']:>7.2f}{r['eval']:>12.0f}"
-                f"{r['minor_faults_per_step']:>13.0f}"
+                f"  PIL + DataLoader ({workers} workers): train {p['train']:.0f}, "
+                f"eval {p['eval']:.0f} img/s"
             )
-        print(
-            f"  {f'PIL + DataLoader ({pil_workers} workers)':<34}{p['train']:>12.0f}{'':>10}"
-            f"{'':>7}{p['eval']:>12.0f}{p['minor_faults_per_step']:>13.0f}"
-        )
-        print(
-            f"  speed-up vs PIL pipeline: train {o['train'] / p['train']:.2f}x "
-            f"({m['train'] / p['train']:.2f}x with malloc tuning), "
-            f"eval {o['eval'] / p['eval']:.2f}x"
-        )
-        print(
-            f"  malloc tuning: train {m['train'] / o['train']:.3f}x, "
-            f"ceiling {m['ceiling'] / o['ceiling']:.3f}x, eval {m['eval'] / o['eval']:.3f}x"
-        )
-        print(
-            f"  per CPU-second (load-independent): ours train {o['train_cpu']:.0f} img "
-            f"(ceiling {o['ceiling_cpu']:.0f}), with malloc tuning {m['train_cpu']:.0f} "
-            f"(ceiling {m['ceiling_cpu']:.0f}): {m['train_cpu'] / o['train_cpu']:.3f}x; "
-            f"eval {o['eval_cpu']:.0f} vs {m['eval_cpu']:.0f}: {m['eval_cpu'] / o['eval_cpu']:.3f}x"
-        )
-
-    e, loops, per = (int(v) for v in a.method_epochs.split(","))
-    res = _sub(["methods", str(e), str(loops), str(per)], threads)
-    results["methods"] = res
-    if "skipped" in res:
-        print(f"\nalternate vs pseudo-label+decoupling: skipped ({res['skipped']})")
-    else:
-        alt, pld = res["alternate"], res["pseudo-label+decoupling"]
-        print(
-            f"\nalternate ({loops} loops x {per} epochs) vs pseudo-label+decoupling "
-            f"({loops * per} fine-tuning epochs), digits-sslt, init {e} epochs, "
-            "mean of 2 runs each in the order P A A P:"
-        )
-        print(
-            f"  wall {alt['wall']:.1f} s vs {pld['wall']:.1f} s: "
-            f"ratio {alt['wall'] / pld['wall']:.3f}"
-            f"; training loops {alt['train']:.1f} s vs {pld['train']:.1f} s "
-            f"({alt['images']:.0f} vs {pld['images']:.0f} images)"
-        )
+    if a.fixmatch != "none":
+        b, mu = (int(v) for v in a.fixmatch.split(","))
+        fm_args = [a.data_root or "-", a.steps, a.warmup, b, mu, workers, a.kekmodel or "-"]
+        try:
+            fm = _sub(["fixmatch", *map(str, [*fm_args, a.rounds])], env)
+            results["fixmatch"] = fm
+            _print_fixmatch(fm, a.kekmodel)
+        except RuntimeError as exc:
+            print(f"fixmatch: skipped ({str(exc).strip().splitlines()[-1]})")
+    if a.methods:
+        e, loops, per = (int(v) for v in a.method_epochs.split(","))
+        results["methods"] = _sub(["methods", str(e), str(loops), str(per)], env)
+        print(f"\nalternate vs pseudo-label+decoupling: {results['methods']}")
     results["load_end"] = os.getloadavg()[0]
-    print(f"\nload average at end: {results['load_end']:.2f} ({cores} cores)")
+    print(f"\nload average at end: {_load()} ({cores} cores)")
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
+
+
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _print_case(case: str, r: dict, a) -> None:
+    print(
+        f"\n{case} (batch {r['batch']}, default format {r['default_format']}, "
+        f"median of {a.rounds} interleaved rounds of {a.steps} steps)"
+    )
+    for kind in ("train", "eval"):
+        fmts = ", ".join(f"{f} {r[f'{kind}_ceiling_{f}_img_s']:.0f}" for f in FORMATS)
+        print(
+            f"  {kind:<5} ours {r[f'{kind}_img_s']:>8.0f} img/s; ceiling {fmts}; "
+            f"ratio to the best {r[f'{kind}_ratio']:.2f} (goal >= 0.9)"
+        )
+
+
+def _print_fixmatch(fm: dict, kekmodel: str | None) -> None:
+    print(
+        f"\nFixMatch step, ResNet-32, B {fm['batch']}, mu {fm['mu']} "
+        f"({fm['batch'] * (1 + 2 * fm['mu'])} images/step): ours {fm['fixmatch_img_s']:.0f} img/s"
+    )
+    if kekmodel:
+        print(
+            f"  kekmodel/FixMatch-pytorch ({fm['workers']} DataLoader workers): "
+            f"{fm['kekmodel_img_s']:.0f} img/s; ours / theirs {fm['fixmatch_speedup']:.2f}x "
+            "(goal >= 1.3)"
+        )
+    else:
+        print("  kekmodel comparison skipped (no --kekmodel PATH)")
 
 
 if __name__ == "__main__":
