@@ -37,6 +37,17 @@ def _rand(gen: torch.Generator, *shape: int) -> torch.Tensor:
     return torch.rand(*shape, generator=gen)
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on ``device``; to CUDA through pinned memory without a host sync.
+
+    A plain ``.to("cuda")`` of pageable memory waits for the stream, which would stall the
+    training loop at every batch; ``t`` is a fresh tensor nobody writes to afterwards.
+    """
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def to_float(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 [B, C, H, W] -> normalised float32."""
     return (x.float().div_(255.0) - mean) / std
@@ -49,8 +60,8 @@ def random_crop_flip(
     b, _, h, w = x.shape
     if padding > 0:
         padded = F.pad(x, (padding,) * 4, mode="reflect")
-        dx = (_rand(gen, b) * (2 * padding + 1)).long().to(x.device)
-        dy = (_rand(gen, b) * (2 * padding + 1)).long().to(x.device)
+        dx = to_device((_rand(gen, b) * (2 * padding + 1)).long(), x.device)
+        dy = to_device((_rand(gen, b) * (2 * padding + 1)).long(), x.device)
         rows = (dy[:, None] + torch.arange(h, device=x.device)[None]).clamp_(
             max=h + 2 * padding - 1
         )
@@ -60,7 +71,7 @@ def random_crop_flip(
         bi = torch.arange(b, device=x.device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     if flip:
-        mask = (_rand(gen, b) < 0.5).to(x.device)
+        mask = to_device(_rand(gen, b) < 0.5, x.device)
         x = torch.where(mask[:, None, None, None], x.flip(3), x)
     return x.contiguous()
 
@@ -77,7 +88,7 @@ def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tens
 def _gray(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         return x
-    w = torch.tensor([0.299, 0.587, 0.114], device=x.device)[None, :, None, None]
+    w = to_device(torch.tensor([0.299, 0.587, 0.114]), x.device)[None, :, None, None]
     return (x * w).sum(1, keepdim=True).expand_as(x)
 
 
@@ -126,7 +137,7 @@ def _op(k: int, x: torch.Tensor, m: torch.Tensor, sign: torch.Tensor) -> torch.T
         theta[:, 1, 2] = 0.6 * m * sign
         return _affine(x, theta)
     if k == 11:  # sharpness: blend with a smoothed copy whose border pixels are unchanged
-        kernel = torch.tensor([[1, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device) / 13.0
+        kernel = to_device(torch.tensor([[1, 1, 1], [1, 5, 1], [1, 1, 1]]), x.device) / 13.0
         kernel = kernel.to(x.dtype).expand(x.shape[1], 1, 3, 3)
         smooth = x.clone()
         smooth[..., 1:-1, 1:-1] = F.conv2d(x, kernel, groups=x.shape[1])
@@ -167,9 +178,9 @@ def rand_augment(x: torch.Tensor, gen: torch.Generator, n_ops: int = 2) -> torch
     """Two random ops per image at uniform random magnitude (FixMatch's RandAugment variant)."""
     b = x.shape[0]
     for _ in range(n_ops):
-        ops = (_rand(gen, b) * NUM_OPS).long().to(x.device)
-        mags = _rand(gen, b).to(x.device)
-        signs = torch.where(_rand(gen, b) < 0.5, -1.0, 1.0).to(x.device)
+        ops = to_device((_rand(gen, b) * NUM_OPS).long(), x.device)
+        mags = to_device(_rand(gen, b), x.device)
+        signs = to_device(torch.where(_rand(gen, b) < 0.5, -1.0, 1.0), x.device)
         x = apply_ops(x, ops, mags, signs, batched=x.is_cuda)
     return x
 
@@ -197,8 +208,8 @@ def cutout(x: torch.Tensor, gen: torch.Generator, frac: float = 0.5) -> torch.Te
     """Zero a square of side ``frac`` * image side at a random centre in every image."""
     b, _, h, w = x.shape
     size = max(1, int(round(frac * h)))
-    cy = (_rand(gen, b) * h).long().to(x.device)
-    cx = (_rand(gen, b) * w).long().to(x.device)
+    cy = to_device((_rand(gen, b) * h).long(), x.device)
+    cx = to_device((_rand(gen, b) * w).long(), x.device)
     ys = torch.arange(h, device=x.device)[None, :]
     xs = torch.arange(w, device=x.device)[None, :]
     my = ((ys - cy[:, None]).abs() <= size // 2)[:, :, None]
@@ -245,9 +256,9 @@ def resized_crop_flip(
 ) -> torch.Tensor:
     """Crop ``boxes`` out of float batch ``x``, resize to ``size`` (bilinear), flip where set."""
     b, _, h, w = x.shape
-    top, left, hh, ww = boxes.to(x.device).unbind(1)
+    top, left, hh, ww = to_device(boxes, x.device).unbind(1)
     theta = torch.zeros(b, 2, 3, device=x.device)
-    sign = 1.0 - 2.0 * flip.to(x.device).float()
+    sign = 1.0 - 2.0 * to_device(flip, x.device).float()
     theta[:, 0, 0] = ww / w * sign
     theta[:, 0, 2] = 2 * (left + ww / 2) / w - 1
     theta[:, 1, 1] = hh / h

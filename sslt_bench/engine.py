@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import Augmenter
+from .augment import Augmenter, to_device
 from .data import ImageSource
 from .ema import ema_update
 from .samplers import balanced_epoch_size, epoch_order, to_batches
@@ -220,21 +220,21 @@ def train_epoch(
         lr = lr_at(step, ctx.step, total, steps_per_epoch)
         for group in opt.param_groups:
             group["lr"] = lr
-        ids = pool_ids[b].to(device)
+        ids = to_device(pool_ids[b], device)
         batch = Batch(
             x=loader.augmenter(xb, step.view, aug_gen),
-            y=pool_labels[b].to(device),
+            y=to_device(pool_labels[b], device),
             idx=ids,
             num_labeled=ctx.num_labeled,
         )
         if u_batches:
             ub_imgs = next(u_iter)
             batch.u = {v: loader.augmenter(ub_imgs, v, aug_gen) for v in step.unlabeled.views}
-            batch.u_idx = torch.as_tensor(u_batches[i], device=device)
+            batch.u_idx = to_device(torch.as_tensor(u_batches[i]), device)
         if lv is not None:
             imgs = next(lv_iter) if second else xb
             batch.lx = {v: loader.augmenter(imgs, v, aug_gen) for v in lv.views}
-            batch.ly = pool_labels[lv_batches[i]].to(device)
+            batch.ly = to_device(pool_labels[lv_batches[i]], device)
             seen += len(lv_batches[i]) * len(lv.views)
         with amp_context(device, amp):
             out = step.loss(batch, ctx)
