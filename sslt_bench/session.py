@@ -25,15 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import session_diag
 from .augment import Augmenter
 from .data import ImageSource, SSLTData
-from .diagnostics import (
-    DiagnosticSettings,
-    kept_modes,
-    preserved_rng,
-    pseudo_label_metrics,
-    subsample_positions,
-)
+from .diagnostics import DiagnosticSettings
 from .distributed import Dist
 from .ema import make_ema
 from .engine import Loader, confidences, predict, train_epoch
@@ -41,7 +36,7 @@ from .engine import train_head_on_features as train_head
 from .methods.base import Method
 from .metrics import accuracy_report
 from .split import Split
-from .stages import Call, Evaluate, PseudoLabel, PseudoRule, Step, StepContext, Train, TrainHead
+from .stages import Call, Evaluate, PseudoLabel, Step, StepContext, Train, TrainHead
 
 
 @dataclass
@@ -166,7 +161,8 @@ class Session:
             pseudo.numpy(), split.unlabeled_y_hidden, split.class_split, split.num_classes
         )
         self.history["pseudo_labels"].append({"step": step.name, **rep})
-        self._score_u(step.name, None, pseudo[self._u_positions()].numpy(), None, "pseudo-label")
+        pos = session_diag.u_positions(self)
+        session_diag.score_u(self, step.name, None, pseudo[pos].numpy(), None, "pseudo-label")
 
     def _train(self, step: Train) -> None:
         ctx, progress, dist = self.ctx, self.progress, self.dist
@@ -192,7 +188,7 @@ class Session:
         )
         bar = self._bar(step, progress["epoch"])
         run_step = dist.wrap_step(step, model)
-        after = self._step_hook(step)
+        after = session_diag.step_hook(self, step)
         for epoch in range(progress["epoch"], step.epochs):
             ctx.epoch, ctx.epochs = epoch, step.epochs
             model.train()
@@ -240,100 +236,14 @@ class Session:
         if bar is not None:
             bar.close()
 
-    # -- diagnostics (U's hidden labels live here and in the runner only) ---------------------
-    def _u_positions(self) -> np.ndarray:
-        """Positions in U of the items the diagnostics score (a fixed subset, or all)."""
-        if self._positions is None:
-            n, k = len(self.split.unlabeled_idx), self.diag.subsample
-            self._positions = subsample_positions(n, k, self.diag.seed)
-        return self._positions
-
-    def _step_hook(self, step: Train) -> Callable[[int], None] | None:
-        """The after-optimiser-step callback scoring pseudo labels every N steps, or none."""
-        every = self.diag.every_steps
-        if not every:
-            return None
-
-        def hook(opt_step: int) -> None:
-            if (opt_step + 1) % every == 0:
-                self._diagnose(step, self.ctx.epoch + 1, opt_step + 1)
-
-        return hook
-
+    # -- diagnostics (session_diag.py; U's hidden labels live here and in the runner only) -----
     def _diagnose(self, step: Train, epoch: int, opt_step: int | None) -> None:
-        """Score ``step``'s current pseudo labels: the method's rule, or the pseudo pool's."""
-        rule = self.method.pseudo_rule(step)
-        if rule is not None:
-            self._score_u(step.name, epoch, None, rule, "rule", opt_step)
-        elif step.pool == "labeled+pseudo" and "pseudo" in self.ctx.state:
-            labels = self.ctx.state["pseudo"].cpu().numpy()[self._u_positions()]
-            self._score_u(step.name, epoch, labels, None, "state", opt_step)
-
-    def _rule_labels(self, rule: PseudoRule) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and kept mask of U's scored items under ``rule`` (eval mode, own seed)."""
-        ctx = self.ctx
-        net = ctx.ema if rule.ema and ctx.ema is not None else ctx.model
-        idx = self.split.unlabeled_idx[self._u_positions()]
-        seed = self.diag.seed * 1_000_003 + len(self.history.get("u_diagnostics", []))
-        feats = self.embed(
-            net,
-            self.data.train,
-            idx,
-            self.augmenter,
-            ctx.device,
-            workers=self.workers,
-            amp=self.amp,
-            view=rule.view,
-            seed=seed,
-        )
-        labels = predict(net, rule.head, feats).numpy()
-        if rule.threshold is None:
-            return labels, np.ones(len(labels), dtype=bool)
-        return labels, confidences(net, rule.head, feats).numpy() >= rule.threshold
-
-    def _score_u(self, name, epoch, labels, rule, source, opt_step=None) -> None:
-        """Append one ``history["u_diagnostics"]`` entry (RNGs and module modes untouched)."""
-        t, ctx, split = time.time(), self.ctx, self.split
-        with preserved_rng(ctx.device), kept_modes(ctx.model, ctx.ema):
-            if rule is not None:
-                labels, kept = self._rule_labels(rule)
-            else:
-                kept = labels >= 0
-        pos = self._u_positions()
-        rep = pseudo_label_metrics(
-            labels, kept, split.unlabeled_y_hidden[pos], split.class_split, split.num_classes
-        )
-        done = len(self.history["epochs"]) + (epoch is not None)
-        self.history.setdefault("u_diagnostics", []).append(
-            {
-                "step": name,
-                "epoch": epoch,
-                "opt_step": opt_step,
-                "position": done,
-                "source": source,
-                "threshold": rule.threshold if rule is not None else None,
-                **rep,
-            }
-        )
-        self.diag_time += time.time() - t
-        self.progress["diag_time"] = self.progress.get("diag_time", 0.0) + time.time() - t
+        """Score ``step``'s current pseudo labels on U (history ``u_diagnostics``)."""
+        session_diag.diagnose(self, step, epoch, opt_step)
 
     def _trajectory(self, step: Train, epoch: int) -> None:
-        """Every N epochs of a step-based step training the evaluated head: a test evaluation."""
-        every, head = self.diag.trajectory_every, self.method.eval_head
-        if not every or step.steps_per_epoch is None:
-            return
-        if not {"heads", f"heads.{head}"} & set(step.params):
-            return
-        if (epoch + 1) % every and epoch + 1 != step.epochs:
-            return
-        ctx, t = self.ctx, time.time()
-        with preserved_rng(ctx.device), kept_modes(ctx.model, ctx.ema):
-            rep = self.evaluate(head, self.method.eval_ema)
-        self.progress["diag_time"] = self.progress.get("diag_time", 0.0) + time.time() - t
-        entry = {"step": step.name, "epoch": epoch + 1}
-        entry.update({k: v for k, v in rep.items() if k != "per_class"})
-        self.history.setdefault("trajectory", []).append(entry)
+        """A test evaluation of the evaluated model, every N epochs of a step-based step."""
+        session_diag.trajectory(self, step, epoch)
 
     def _bar(self, step: Train, start: int):
         if not self.show_progress or not self.dist.is_main:
