@@ -67,10 +67,11 @@ class SSLTModel(nn.Module):
 
 #: Backbones that default to channels_last, per device type, chosen by measurement
 #: (``benchmarks/throughput.py`` times our loop and the model-only step in both formats in one
-#: run). CUDA: all (cuDNN's NHWC tensor-core kernels under bf16). CPU: none so far: NHWC was
-#: not reliably faster in our measurements on the shared 2-core machine (see docs/scale-out.md),
-#: and a CPU switch changes float results (oneDNN's NHWC kernels sum in another order), so
-#: it needs a clear, repeated gain. ``--channels-last/--no-channels-last`` overrides it.
+#: run). CUDA: all (cuDNN's NHWC tensor-core kernels under bf16). CPU: none yet, although
+#: channels_last measured faster there (ResNet-32 training 1.17x, evaluation 1.24x; small CNN
+#: 1.03x / 1.47x; docs/scale-out.md): a CPU switch changes float results (oneDNN's NHWC kernels
+#: sum in another order), so committed CPU records would no longer reproduce bit for bit; it is
+#: left to be switched between leaderboard sweeps. ``--channels-last`` overrides it per run.
 CHANNELS_LAST: dict[str, tuple[str, ...]] = {
     "cuda": ("*",),
     "cpu": (),
