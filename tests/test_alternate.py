@@ -248,7 +248,8 @@ def test_hidden_labels_of_u_only_feed_the_diagnostics(tmp_path, monkeypatch):
 
     rec_a, ck_a, reads = run(tmp_path / "a", False)
     readers = {r for r in reads if r[0] != "split.py"}  # split.py: hash and summary counts
-    assert readers == {("session.py", "_pseudo_label")}, readers
+    # only the runner's diagnostics read them: per PseudoLabel step and U scoring (session_diag)
+    assert readers == {("session.py", "_pseudo_label"), ("session_diag.py", "score_u")}, readers
     assert reads.count(("session.py", "_pseudo_label")) == 3  # per PseudoLabel: loops + final
 
     rec_b, ck_b, _ = run(tmp_path / "b", True)
