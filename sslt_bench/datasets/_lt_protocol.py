@@ -105,6 +105,17 @@ class LTParams:
         """m_k for every class."""
         return unlabeled_profile(self.m1, self.gamma_u, self.NUM_CLASSES, self.unlabeled_dist)
 
+    def planned_counts(self) -> dict:
+        """Per-class labeled/unlabeled counts and group sizes, without reading any image."""
+        n = self.labeled_counts()
+        sizes = np.bincount(darp_groups(n), minlength=3).tolist()
+        return {
+            "num_classes": self.NUM_CLASSES,
+            "labeled_counts": n.tolist(),
+            "unlabeled_counts": self.unlabeled_counts().tolist(),
+            "split_sizes": dict(zip(("many", "medium", "few"), sizes, strict=True)),
+        }
+
     def validate(self) -> None:
         """Reject impossible parameters with a one-line error naming the bad value."""
         if self.unlabeled_dist not in UNLABELED_DISTS:

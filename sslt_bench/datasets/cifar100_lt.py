@@ -98,14 +98,7 @@ class Cifar100LT(DatasetBuilder):
     @classmethod
     def planned_counts(cls, params: Cifar100LTParams, seed: int) -> dict:
         """Per-class labeled/unlabeled counts and group sizes, without reading any image."""
-        n = params.labeled_counts()
-        sizes = np.bincount(darp_groups(n), minlength=3).tolist()
-        return {
-            "num_classes": params.NUM_CLASSES,
-            "labeled_counts": n.tolist(),
-            "unlabeled_counts": params.unlabeled_counts().tolist(),
-            "split_sizes": dict(zip(("many", "medium", "few"), sizes, strict=True)),
-        }
+        return params.planned_counts()
 
     @classmethod
     def build(cls, params: Cifar100LTParams, seed: int, root: Path | None) -> SSLTData:

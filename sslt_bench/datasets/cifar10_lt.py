@@ -24,8 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..data import SSLTData, TensorSource
 from ..registry import register_dataset
 from ._cifar_sources import CLASSES, load_cifar10
@@ -62,14 +60,7 @@ class Cifar10LT(DatasetBuilder):
     @classmethod
     def planned_counts(cls, params: Cifar10LTParams, seed: int) -> dict:
         """Per-class labeled/unlabeled counts and group sizes, without reading any image."""
-        n = params.labeled_counts()
-        sizes = np.bincount(darp_groups(n), minlength=3).tolist()
-        return {
-            "num_classes": len(CLASSES),
-            "labeled_counts": n.tolist(),
-            "unlabeled_counts": params.unlabeled_counts().tolist(),
-            "split_sizes": dict(zip(("many", "medium", "few"), sizes, strict=True)),
-        }
+        return params.planned_counts()
 
     @classmethod
     def build(cls, params: Cifar10LTParams, seed: int, root: Path | None) -> SSLTData:
