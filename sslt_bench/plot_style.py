@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .errors import UsageError, choices_error
 from .layout import Block
 
 #: Paul Tol's "muted" scheme (colour-blind safe) and black.
@@ -92,3 +93,20 @@ def legend(fig, axes) -> None:
             seen.setdefault(label, handle)
     if seen:
         fig.legend(list(seen.values()), list(seen), loc="outside right upper", fontsize=8)
+
+
+def pick_dataset(datasets: list[str], dataset: str | None, what: str) -> str:
+    """The data set to plot: ``dataset`` if among ``datasets``, else the only one there is.
+
+    Raises:
+        UsageError: several data sets and none chosen, or ``dataset`` not among them.
+    """
+    if dataset is None:
+        if len(datasets) > 1:
+            raise UsageError(
+                f"records of several data sets ({', '.join(datasets)}); choose one with --dataset"
+            )
+        return datasets[0]
+    if dataset not in datasets:
+        raise choices_error(f"data set ({what})", dataset, datasets)
+    return dataset

@@ -27,7 +27,7 @@ from typing import Any
 from . import plots_per_class
 from .errors import UsageError, choices_error
 from .layout import Block, blocks
-from .plot_style import legend, line_style, mean, method_style
+from .plot_style import legend, line_style, mean, method_style, pick_dataset
 from .records import atomic_write_bytes
 from .table import METRICS, build_board, is_ok
 
@@ -49,14 +49,7 @@ def _blocks(records: list[dict[str, Any]], dataset: str | None) -> tuple[str, li
     datasets = sorted({r["dataset"] for r in ok})
     if not datasets:
         raise UsageError("no finished runs to plot; run 'sslt-bench run' first or pass --results")
-    if dataset is None:
-        if len(datasets) > 1:
-            raise UsageError(
-                f"records of several data sets ({', '.join(datasets)}); choose one with --dataset"
-            )
-        dataset = datasets[0]
-    elif dataset not in datasets:
-        raise choices_error("data set (with finished runs)", dataset, datasets)
+    dataset = pick_dataset(datasets, dataset, "with finished runs")
     blks = blocks(build_board([r for r in ok if r["dataset"] == dataset]))
     for b in blks:  # the same method order in every panel and legend
         b.lines.sort(key=lambda ln: ln.label)

@@ -19,9 +19,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError, choices_error
+from .errors import UsageError
 from .layout import Block, blocks
-from .plot_style import legend, line_style, mean
+from .plot_style import legend, line_style, mean, pick_dataset
 from .split import SPLIT_NAMES
 from .table import build_board, is_ok
 
@@ -47,14 +47,7 @@ def _select(records: list[dict[str, Any]], dataset: str | None) -> tuple[str, li
             "none of the selected runs recorded pseudo-label diagnostics (semi-supervised runs "
             "made with this version do); run one with 'sslt-bench run' or pass --results"
         )
-    if dataset is None:
-        if len(datasets) > 1:
-            raise UsageError(
-                f"records of several data sets ({', '.join(datasets)}); choose one with --dataset"
-            )
-        dataset = datasets[0]
-    elif dataset not in datasets:
-        raise choices_error("data set (with pseudo-label diagnostics)", dataset, datasets)
+    dataset = pick_dataset(datasets, dataset, "with pseudo-label diagnostics")
     blks = [
         b for b in blocks(build_board([r for r in ok if r["dataset"] == dataset])) if not b.quoted
     ]
