@@ -63,7 +63,7 @@ def temporary_cache():
 
 
 def cache_build(root: Path) -> None:
-    from sslt_bench.datasets._cifar_sources import load_cifar10
+    from sslt_bench.data.datasets._cifar_sources import load_cifar10
 
     with temporary_cache():
         t = time.perf_counter()
@@ -134,14 +134,14 @@ def folder_tree_times(root: Path) -> None:
 
 
 def throughput(root: Path, steps: int, batch: int) -> None:
-    from sslt_bench.augment import Augmenter
     from sslt_bench.config import build_config
-    from sslt_bench.datasets.cifar10 import Cifar10Params, Cifar10SSLT
-    from sslt_bench.engine import Loader, train_epoch
+    from sslt_bench.data.augment import Augmenter
+    from sslt_bench.data.datasets.cifar10 import Cifar10Params, Cifar10SSLT
     from sslt_bench.methods.base import DataInfo
     from sslt_bench.models import build_model
     from sslt_bench.registry import METHODS
-    from sslt_bench.stages import Batch, StepContext, Unlabeled
+    from sslt_bench.train.engine import Loader, train_epoch
+    from sslt_bench.train.stages import Batch, StepContext, Unlabeled
 
     device = torch.device("cpu")
     data = Cifar10SSLT.build(build_config(Cifar10Params, "paper", {}), 0, root)

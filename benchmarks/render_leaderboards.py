@@ -29,12 +29,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from sslt_bench import plots
-from sslt_bench.compare import paired_markdown, trajectory_markdown
 from sslt_bench.errors import UsageError
-from sslt_bench.records import atomic_write_bytes, load_records
-from sslt_bench.render import compact_markdown, markdown, to_csv
-from sslt_bench.table import build_board, is_ok
+from sslt_bench.results import plots
+from sslt_bench.results.compare import paired_markdown, trajectory_markdown
+from sslt_bench.results.records import atomic_write_bytes, load_records
+from sslt_bench.results.render import compact_markdown, markdown, to_csv
+from sslt_bench.results.table import build_board, is_ok
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "python benchmarks/render_leaderboards.py"

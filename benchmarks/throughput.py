@@ -78,7 +78,7 @@ def _sgd(model):
 
 
 def _ctx(model, data, device, gen):
-    from sslt_bench.stages import StepContext
+    from sslt_bench.train.stages import StepContext
 
     split = data.split
     return StepContext(
@@ -117,10 +117,10 @@ def worker_ours(
     case: str, data_root: str | None, steps: int, warmup: int, eval_n: int, rounds: int
 ) -> dict:
     """Our loop and evaluation vs the model-only ceilings in both memory formats."""
-    from sslt_bench.augment import Augmenter
-    from sslt_bench.engine import Loader, amp_context, embed_items, predict, train_epoch
+    from sslt_bench.data.augment import Augmenter
     from sslt_bench.models.wrapper import use_channels_last
-    from sslt_bench.stages import Train
+    from sslt_bench.train.engine import Loader, amp_context, embed_items, predict, train_epoch
+    from sslt_bench.train.stages import Train
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp = "bf16" if device.type == "cuda" else "none"
@@ -247,13 +247,13 @@ def worker_fixmatch(
 
     from PIL import Image
 
-    from sslt_bench.augment import Augmenter
     from sslt_bench.config import build_config
-    from sslt_bench.ema import make_ema
-    from sslt_bench.engine import Loader, train_epoch
+    from sslt_bench.data.augment import Augmenter
     from sslt_bench.methods.base import DataInfo
     from sslt_bench.models.wrapper import use_channels_last
     from sslt_bench.registry import METHODS
+    from sslt_bench.train.ema import make_ema
+    from sslt_bench.train.engine import Loader, train_epoch
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp = "bf16" if device.type == "cuda" else "none"
@@ -465,7 +465,7 @@ def worker_methods(epochs: int, loops: int, loop_epochs: int) -> dict:
     import tempfile
 
     from sslt_bench.registry import METHODS
-    from sslt_bench.runner import Runner, RunSpec
+    from sslt_bench.train.runner import Runner, RunSpec
 
     if not {"alternate", "pseudo-label+decoupling"} <= set(METHODS.names()):
         return {"skipped": "alternate or pseudo-label+decoupling is not registered"}

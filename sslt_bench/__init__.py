@@ -31,21 +31,21 @@ _LAZY = {
     "BaseConfig": "sslt_bench.methods.base",
     "DataInfo": "sslt_bench.methods.base",
     "in_range": "sslt_bench.config",
-    "Train": "sslt_bench.stages",
-    "TrainHead": "sslt_bench.stages",
-    "PseudoLabel": "sslt_bench.stages",
-    "Evaluate": "sslt_bench.stages",
-    "Call": "sslt_bench.stages",
-    "Unlabeled": "sslt_bench.stages",
-    "Batch": "sslt_bench.stages",
-    "StepContext": "sslt_bench.stages",
-    "DatasetBuilder": "sslt_bench.datasets.base",
-    "SSLTData": "sslt_bench.data",
-    "TensorSource": "sslt_bench.data",
-    "Split": "sslt_bench.split",
-    "exponential_counts": "sslt_bench.split",
-    "draw_per_class": "sslt_bench.split",
-    "splits_by_rank": "sslt_bench.split",
+    "Train": "sslt_bench.train.stages",
+    "TrainHead": "sslt_bench.train.stages",
+    "PseudoLabel": "sslt_bench.train.stages",
+    "Evaluate": "sslt_bench.train.stages",
+    "Call": "sslt_bench.train.stages",
+    "Unlabeled": "sslt_bench.train.stages",
+    "Batch": "sslt_bench.train.stages",
+    "StepContext": "sslt_bench.train.stages",
+    "DatasetBuilder": "sslt_bench.data.datasets.base",
+    "SSLTData": "sslt_bench.data.source",
+    "TensorSource": "sslt_bench.data.source",
+    "Split": "sslt_bench.data.split",
+    "exponential_counts": "sslt_bench.data.split",
+    "draw_per_class": "sslt_bench.data.split",
+    "splits_by_rank": "sslt_bench.data.split",
 }
 
 __all__ = [
@@ -89,11 +89,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on use
     from .config import in_range
-    from .data import SSLTData, TensorSource
-    from .datasets.base import DatasetBuilder
+    from .data.datasets.base import DatasetBuilder
+    from .data.source import SSLTData, TensorSource
+    from .data.split import Split, draw_per_class, exponential_counts, splits_by_rank
     from .methods.base import BaseConfig, DataInfo, Method
-    from .split import Split, draw_per_class, exponential_counts, splits_by_rank
-    from .stages import (
+    from .train.stages import (
         Batch,
         Call,
         Evaluate,

@@ -128,7 +128,9 @@ def import_submodules(package: str, path: list[str]) -> None:
 
 
 METHODS: Registry = Registry("method", ("sslt_bench.methods",), "sslt_bench.methods")
-DATASETS: Registry = Registry("data set", ("sslt_bench.datasets",), "sslt_bench.datasets")
+#: The entry-point group names are public (plug-ins declare them) and independent of where the
+#: built-in modules live: ``sslt_bench.datasets`` stays the data-set group.
+DATASETS: Registry = Registry("data set", ("sslt_bench.data.datasets",), "sslt_bench.datasets")
 MODELS: Registry = Registry("backbone", ("sslt_bench.models",), "sslt_bench.models")
 
 register_method = METHODS.register

@@ -34,7 +34,7 @@ def cli_run(capsys):
 
     ``expect`` (default 0) asserts the exit code; pass ``expect=None`` to skip the check.
     """
-    from sslt_bench.cli import main
+    from sslt_bench.cli.main import main
 
     def run(*args: str, expect: int | None = 0) -> tuple[int, str]:
         capsys.readouterr()

@@ -1,8 +1,8 @@
 """The achieved imbalance ratio (n_max / n_min of the actual labeled counts) is shown."""
 
 from sslt_bench.config import build_config
+from sslt_bench.data.split import achieved_ratio
 from sslt_bench.registry import DATASETS
-from sslt_bench.split import achieved_ratio
 
 
 def test_achieved_ratio_of_counts():

@@ -11,14 +11,14 @@ import torch
 from torch import nn
 
 from sslt_bench.config import build_config
+from sslt_bench.data.split import Split
 from sslt_bench.errors import UsageError
-from sslt_bench.losses import kl_consistency
 from sslt_bench.methods.alternate import Alternate, AlternateConfig
 from sslt_bench.methods.base import DataInfo
-from sslt_bench.metrics import accuracy_report
-from sslt_bench.runner import Runner, RunSpec
-from sslt_bench.split import Split
-from sslt_bench.stages import Batch, Call, PseudoLabel, StepContext, Train, TrainHead
+from sslt_bench.train.losses import kl_consistency
+from sslt_bench.train.metrics import accuracy_report
+from sslt_bench.train.runner import Runner, RunSpec
+from sslt_bench.train.stages import Batch, Call, PseudoLabel, StepContext, Train, TrainHead
 
 TINY = ("epochs=2", "head_epochs=2", "loops=2", "loop_epochs=2")
 
@@ -200,7 +200,7 @@ def test_end_to_end_stage3_freezes_f_and_diagnostics_are_recorded(tmp_path, monk
     kl = [e["kl"] for e in hist["epochs"] if e["step"].endswith("/embed")]
     assert kl[0] == 0.0 and all(v > 0 for v in kl[1:])  # carry: no target in loop 1 epoch 1
 
-    from sslt_bench.cli import _print_result
+    from sslt_bench.cli.main import _print_result
 
     _print_result(rec)
     out = capsys.readouterr().out

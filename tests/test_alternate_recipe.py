@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 from sslt_bench.config import build_config
-from sslt_bench.engine import lr_at
 from sslt_bench.methods.alternate import RECIPES, Alternate, AlternateConfig
 from sslt_bench.methods.base import DataInfo
-from sslt_bench.runner import Runner, RunSpec
-from sslt_bench.stages import Batch, Call, PseudoLabel, StepContext, Train, TrainHead
+from sslt_bench.train.engine import lr_at
+from sslt_bench.train.runner import Runner, RunSpec
+from sslt_bench.train.stages import Batch, Call, PseudoLabel, StepContext, Train, TrainHead
 
 INFO = DataInfo(10, np.arange(10, 0, -1), 55, 220, 1, 8)
 TINY = ("epochs=1", "head_epochs=1", "loops=1", "loop_epochs=2", "stage3_epochs=2")
@@ -192,9 +192,9 @@ def test_released_stage3_trains_g_on_augmented_images_through_frozen_f(tmp_path,
 
 
 def test_pseudo_labelling_view_is_seeded_and_augmented():
-    from sslt_bench.augment import Augmenter
-    from sslt_bench.data import TensorSource
-    from sslt_bench.engine import embed_items
+    from sslt_bench.data.augment import Augmenter
+    from sslt_bench.data.source import TensorSource
+    from sslt_bench.train.engine import embed_items
 
     class Flat(nn.Module):
         def __init__(self):

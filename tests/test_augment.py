@@ -12,7 +12,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
-from sslt_bench.augment import NUM_OPS, _op, apply_ops, cutout, equalize, rand_augment
+from sslt_bench.data.augment import NUM_OPS, _op, apply_ops, cutout, equalize, rand_augment
 
 BIL = InterpolationMode.BILINEAR
 MAG = 0.7

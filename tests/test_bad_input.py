@@ -13,7 +13,7 @@ import pytest
 
 def _imagefolder(t: Path) -> Path:
     """A tiny valid imagefolder tree (4 classes) written by the data set's own helper."""
-    from sslt_bench.datasets.imagefolder import write_tree
+    from sslt_bench.data.datasets.imagefolder import write_tree
 
     root = t / "data"
     write_tree(root, {"a": 9, "b": 7, "c": 5, "d": 4}, test=2, unlabeled=6)

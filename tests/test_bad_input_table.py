@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sslt_bench.records import atomic_write_json, load_records, write_record
+from sslt_bench.results.records import atomic_write_json, load_records, write_record
 
 RUN = ["run", "--device", "cpu", "--no-progress"]
 IF_SET = ["--set", "image_size=16", "--set", "imbalance_ratio=4", "--set", "backbone=small-cnn"]
@@ -40,7 +40,7 @@ class Case:
 
 
 def _tree(t: Path, **kw) -> Path:
-    from sslt_bench.datasets.imagefolder import write_tree
+    from sslt_bench.data.datasets.imagefolder import write_tree
 
     root = t / "data"
     write_tree(root, {"a": 9, "b": 7, "c": 5, "d": 4}, test=2, unlabeled=6, **kw)
@@ -191,7 +191,7 @@ def _grey16(t, cli_run, mp):
         Image.fromarray(ramp).save(root / "train" / c / "016.png")
 
     def then(text):
-        from sslt_bench.datasets.imagefolder import ImageFolderParams, ImageFolderSSLT
+        from sslt_bench.data.datasets.imagefolder import ImageFolderParams, ImageFolderSSLT
 
         data = ImageFolderSSLT.build(ImageFolderParams(image_size=20, channels="1"), 0, root)
         x = data.train.images[9].float()  # class a's 10th file: the 16-bit ramp
@@ -268,7 +268,7 @@ def _bad_record(value: str, command: list[str]):
 
 
 def _disk_full(t, cli_run, mp):
-    import sslt_bench.records as records
+    import sslt_bench.results.records as records
 
     out = t / "out"
     earlier = _one_run(cli_run, out)
@@ -295,7 +295,7 @@ def _cache_is_file(t, cli_run, mp):
 
 
 def _cache_read_only(t, cli_run, mp):
-    import sslt_bench.datasets._cache as cache
+    import sslt_bench.data.datasets._cache as cache
 
     mp.setenv("SSLT_CACHE", str(t / "cache"))
 
@@ -341,7 +341,7 @@ def _rerun_finished(t, cli_run, mp):
 
 
 def _ctrl_c_then_resume(t, cli_run, mp):
-    import sslt_bench.runner as runner
+    import sslt_bench.train.runner as runner
 
     out, saves = t / "out", []
     real = runner.save_checkpoint

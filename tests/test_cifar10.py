@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from sslt_bench.config import build_config
-from sslt_bench.datasets import _cache, _cifar_sources
-from sslt_bench.datasets.cifar10 import CLASSES, Cifar10Params, Cifar10SSLT, make_split
+from sslt_bench.data.datasets import _cache, _cifar_sources
+from sslt_bench.data.datasets.cifar10 import CLASSES, Cifar10Params, Cifar10SSLT, make_split
 from sslt_bench.errors import UsageError
 
 TRAIN_Y = np.repeat(np.arange(10), 5000)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sslt_bench.config import build_config
-from sslt_bench.datasets.cifar100_lt import (
+from sslt_bench.data.datasets.cifar100_lt import (
     CLASSES,
     Cifar100LT,
     Cifar100LTParams,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from sslt_bench.config import build_config
-from sslt_bench.datasets._lt_protocol import UNLABELED_DISTS, unlabeled_profile
-from sslt_bench.datasets.cifar10_lt import Cifar10LT, Cifar10LTParams, make_split
+from sslt_bench.data.datasets._lt_protocol import UNLABELED_DISTS, unlabeled_profile
+from sslt_bench.data.datasets.cifar10_lt import Cifar10LT, Cifar10LTParams, make_split
 from sslt_bench.errors import UsageError
 
 TRAIN_Y = np.repeat(np.arange(10), 5000)  # the real class-major layout of CIFAR-10 train

@@ -1,10 +1,13 @@
-"""Paired comparisons and pseudo-label trajectories (sslt_bench.compare, `sslt-bench compare`)."""
+"""Paired comparisons and pseudo-label trajectories.
+
+(sslt_bench.results.compare, `sslt-bench compare`)
+"""
 
 import json
 
 from test_table import rec
 
-from sslt_bench.compare import paired_markdown, pairs, trajectory_markdown
+from sslt_bench.results.compare import paired_markdown, pairs, trajectory_markdown
 
 
 def _rows(text: str) -> list[list[str]]:

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from sslt_bench.augment import Augmenter
-from sslt_bench.distributed import Dist, _without_option
-from sslt_bench.engine import embed_items, predict
-from sslt_bench.metrics import accuracy_report
+from sslt_bench.data.augment import Augmenter
 from sslt_bench.models import build_model
 from sslt_bench.registry import METHODS
-from sslt_bench.runner import Runner, RunSpec
+from sslt_bench.train.distributed import Dist, _without_option
+from sslt_bench.train.engine import embed_items, predict
+from sslt_bench.train.metrics import accuracy_report
+from sslt_bench.train.runner import Runner, RunSpec
 
 TOLERANCE = 10.0
 METHOD = "alternate" if "alternate" in METHODS.names() else "decoupling"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sslt_bench.registry import METHODS
-from sslt_bench.runner import Runner, RunSpec
+from sslt_bench.train.runner import Runner, RunSpec
 
 
 def _run(method: str, out, overrides, **kw) -> dict:

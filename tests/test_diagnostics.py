@@ -7,9 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from sslt_bench import session as session_mod
 from sslt_bench.config import build_config
-from sslt_bench.diagnostics import (
+from sslt_bench.errors import UsageError
+from sslt_bench.methods.base import DataInfo
+from sslt_bench.registry import METHODS
+from sslt_bench.train import session as session_mod
+from sslt_bench.train.diagnostics import (
     DiagnosticSettings,
     compact,
     median_last,
@@ -17,11 +20,8 @@ from sslt_bench.diagnostics import (
     record_fields,
     subsample_positions,
 )
-from sslt_bench.errors import UsageError
-from sslt_bench.methods.base import DataInfo
-from sslt_bench.registry import METHODS
-from sslt_bench.runner import Runner, RunSpec
-from sslt_bench.stages import PseudoLabel, Train
+from sslt_bench.train.runner import Runner, RunSpec
+from sslt_bench.train.stages import PseudoLabel, Train
 
 # 4 classes: many, medium, few, few (class 3 absent from U and never predicted)
 SPLIT = np.array([0, 1, 2, 2])
@@ -206,7 +206,7 @@ def test_preserved_rng_and_kept_modes():
 
     import torch
 
-    from sslt_bench.diagnostics import kept_modes, preserved_rng
+    from sslt_bench.train.diagnostics import kept_modes, preserved_rng
 
     torch.manual_seed(1)
     np.random.seed(1)

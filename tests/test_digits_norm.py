@@ -3,7 +3,7 @@
 import numpy as np
 
 from sslt_bench.config import build_config
-from sslt_bench.datasets import digits
+from sslt_bench.data.datasets import digits
 
 _ORIGINAL = digits.load_digits_array
 

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from sslt_bench.config import build_config
-from sslt_bench.distributed import Dist
-from sslt_bench.engine import ema_decay_at
 from sslt_bench.methods.base import DataInfo
 from sslt_bench.methods.mean_teacher_ldam import MeanTeacherLDAM, MeanTeacherLDAMConfig
-from sslt_bench.stages import EmaDecay, StepContext
+from sslt_bench.train.distributed import Dist
+from sslt_bench.train.engine import ema_decay_at
+from sslt_bench.train.stages import EmaDecay, StepContext
 
 INFO = DataInfo(10, torch.arange(10, 0, -1).numpy(), 55, 220, 1, 8)
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sslt_bench.engine import EpochSums, NonFiniteLoss
+from sslt_bench.train.engine import EpochSums, NonFiniteLoss
 
 
 def _feed(sums: EpochSums, losses, logs):

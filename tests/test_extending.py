@@ -9,7 +9,7 @@ import pytest
 
 import sslt_bench
 from sslt_bench.registry import DATASETS, METHODS
-from sslt_bench.runner import Runner, RunSpec
+from sslt_bench.train.runner import Runner, RunSpec
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 

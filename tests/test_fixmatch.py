@@ -10,11 +10,11 @@ from torch import nn
 
 from sslt_bench.config import build_config
 from sslt_bench.errors import UsageError
-from sslt_bench.losses import fixmatch_mask, fixmatch_unlabeled_loss
 from sslt_bench.methods.base import DataInfo
 from sslt_bench.methods.fixmatch import FixMatch, FixMatchConfig
 from sslt_bench.models.wrapper import SSLTModel, make_head
-from sslt_bench.stages import Batch, StepContext, Train
+from sslt_bench.train.losses import fixmatch_mask, fixmatch_unlabeled_loss
+from sslt_bench.train.stages import Batch, StepContext, Train
 
 # Softmax confidences: row 0 ~0.9999 (kept), row 1 e^3/(e^3+2) ~0.909 (dropped),
 # row 2 e^4/(e^4+2) ~0.9647 (kept), row 3 1/3 (dropped, argmax of a tie = 0).

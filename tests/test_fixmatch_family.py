@@ -22,9 +22,9 @@ from sslt_bench.methods.fixmatch_darp import (
 )
 from sslt_bench.methods.fixmatch_saw import BANK, WEIGHTS, FixMatchSaw, SawConfig, saw_weights
 from sslt_bench.registry import METHODS
-from sslt_bench.runner import Runner, RunSpec
-from sslt_bench.ssl_parts import balanced_keep_prob, bank_update, bernoulli_mask
-from sslt_bench.stages import Batch, StepContext
+from sslt_bench.train.runner import Runner, RunSpec
+from sslt_bench.train.ssl_parts import balanced_keep_prob, bank_update, bernoulli_mask
+from sslt_bench.train.stages import Batch, StepContext
 
 
 def _ctx(counts=(4, 2, 1), num_unlabeled=8, state=None, epoch=0, epochs=1) -> StepContext:

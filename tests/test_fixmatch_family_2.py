@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from sslt_bench.engine import confidences, labeled_view_batches
 from sslt_bench.methods.fixmatch_core import Forward
 from sslt_bench.methods.fixmatch_cossl import (
     CosslConfig,
@@ -30,9 +29,10 @@ from sslt_bench.methods.fixmatch_crest import (
 from sslt_bench.methods.fixmatch_daso import PL_DIST, QUEUE, DasoConfig, FixMatchDaso, blend_weights
 from sslt_bench.methods.simpro import COUNT_L, PI_ALL, PI_U, SOFT_U, SimPro, SimProConfig
 from sslt_bench.models.wrapper import SSLTModel, make_head
-from sslt_bench.session import pool_of
-from sslt_bench.ssl_parts import queue_prototypes, queue_push
-from sslt_bench.stages import LabeledViews, PseudoLabel, StepContext, Train
+from sslt_bench.train.engine import confidences, labeled_view_batches
+from sslt_bench.train.session import pool_of
+from sslt_bench.train.ssl_parts import queue_prototypes, queue_push
+from sslt_bench.train.stages import LabeledViews, PseudoLabel, StepContext, Train
 
 
 def _ctx(state=None, counts=(1, 1, 1), model=None, ema=None) -> StepContext:

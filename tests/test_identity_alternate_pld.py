@@ -9,7 +9,7 @@ and use the same schedules, so nothing but the loops and the KL term tells them 
 
 import pytest
 
-from sslt_bench.runner import Runner, RunSpec
+from sslt_bench.train.runner import Runner, RunSpec
 
 
 def _run(out, method, overrides):

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from sslt_bench.config import build_config
-from sslt_bench.datasets import imagefolder
-from sslt_bench.datasets.imagefolder import ImageFolderParams, ImageFolderSSLT, write_tree
+from sslt_bench.data.datasets import imagefolder
+from sslt_bench.data.datasets.imagefolder import ImageFolderParams, ImageFolderSSLT, write_tree
 from sslt_bench.errors import UsageError
 
 TRAIN = {"ant": 10, "bee": 6, "cow": 3}

@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from sslt_bench.config import check_config
-from sslt_bench.datasets.imagenet import (
+from sslt_bench.data.datasets.imagenet import (
     ImageNetParams,
     ImageNetSSLT,
     assign_counts,
     lomax_counts,
     write_tiny_jpegs,
 )
+from sslt_bench.data.split import splits_by_threshold
 from sslt_bench.errors import UsageError
-from sslt_bench.split import splits_by_threshold
 
 
 def test_lomax_counts_reproduce_the_published_statistics():
@@ -114,7 +114,7 @@ def _write_lists(folder, tree_base, train, ext, test):
 
 
 def test_released_lists_build_their_split(tree, tmp_path):
-    from sslt_bench.datasets.imagenet import ImageNetParams as P
+    from sslt_bench.data.datasets.imagenet import ImageNetParams as P
 
     # their labels: n03 -> 0, n01 -> 1, ... (not wnid order); D counts 3, 2, 1, 1, 1
     order = ["n03", "n01", "n02", "n04", "n05"]
@@ -148,8 +148,8 @@ def test_released_lists_build_their_split(tree, tmp_path):
 
 
 def test_released_list_errors_name_file_and_line(tree, tmp_path):
-    from sslt_bench.datasets._released_lists import read_split_list
-    from sslt_bench.datasets.imagenet import ImageNetParams as P
+    from sslt_bench.data.datasets._released_lists import read_split_list
+    from sslt_bench.data.datasets.imagenet import ImageNetParams as P
 
     bad = tmp_path / "bad.txt"
     bad.write_text("train/n01/img000.JPEG 0\n\ntrain/n01/img001.JPEG x\n")

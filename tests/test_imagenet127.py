@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sslt_bench.config import build_config
-from sslt_bench.datasets.imagenet127 import (
+from sslt_bench.data.datasets.imagenet127 import (
     ImageNet127,
     ImageNet127Params,
     load_mapping,

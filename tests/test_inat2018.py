@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from sslt_bench.datasets.inat2018 import INat2018SSLT, INatParams, write_inat_copy
+from sslt_bench.data.datasets.inat2018 import INat2018SSLT, INatParams, write_inat_copy
 from sslt_bench.errors import UsageError
 
 # category -> (train images, val images); floor(n / 5) labeled: 100, 10, 1 (dropped), 9, 2

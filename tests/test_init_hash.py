@@ -2,9 +2,9 @@
 
 import torch
 
-from sslt_bench.compare import init_status
-from sslt_bench.runner import Runner, RunSpec
-from sslt_bench.session import weights_hash
+from sslt_bench.results.compare import init_status
+from sslt_bench.train.runner import Runner, RunSpec
+from sslt_bench.train.session import weights_hash
 
 
 def test_weights_hash_sees_one_bit_and_ignores_layout():

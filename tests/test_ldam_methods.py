@@ -4,12 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from sslt_bench.augment import Augmenter
 from sslt_bench.config import build_config
-from sslt_bench.ema import make_ema
-from sslt_bench.engine import ema_decay_at
+from sslt_bench.data.augment import Augmenter
 from sslt_bench.errors import UsageError
-from sslt_bench.losses import drw_weights, ldam_loss, ldam_margins
 from sslt_bench.methods.base import DataInfo
 from sslt_bench.methods.ldam_drw import LDAMDRW, LDAMConfig
 from sslt_bench.methods.mean_teacher_ldam import MeanTeacherLDAM, MeanTeacherLDAMConfig
@@ -20,7 +17,10 @@ from sslt_bench.methods.pseudo_label_ldam import (
     snapshot_weights,
 )
 from sslt_bench.models import build_model
-from sslt_bench.stages import Batch, Call, EmaDecay, PseudoLabel, StepContext, Train
+from sslt_bench.train.ema import make_ema
+from sslt_bench.train.engine import ema_decay_at
+from sslt_bench.train.losses import drw_weights, ldam_loss, ldam_margins
+from sslt_bench.train.stages import Batch, Call, EmaDecay, PseudoLabel, StepContext, Train
 
 COUNTS = np.array([40, 12, 4])
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sslt_bench.losses import (
+from sslt_bench.train.losses import (
     drw_weights,
     ldam_loss,
     ldam_margins,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sslt_bench.metrics import accuracy_report
+from sslt_bench.train.metrics import accuracy_report
 
 
 def test_known_answer():

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from sslt_bench.errors import UsageError
 from sslt_bench.models import build_model
 from sslt_bench.registry import MODELS
-from sslt_bench.runner import Runner, RunSpec
+from sslt_bench.train.runner import Runner, RunSpec
 
 TIMM = "timm:test_efficientnet"  # a tiny model that ships with timm
 

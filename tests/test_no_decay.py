@@ -6,7 +6,7 @@ from torch import nn
 from sslt_bench.config import build_config
 from sslt_bench.methods.base import DataInfo
 from sslt_bench.methods.fixmatch import FixMatch, FixMatchConfig
-from sslt_bench.session import decay_groups
+from sslt_bench.train.session import decay_groups
 
 
 def _net():

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from sslt_bench import plots
 from sslt_bench.errors import UsageError
+from sslt_bench.results import plots
 
 COUNTS = [40, 2, 25, 9, 3, 6, 15, 12, 30, 4]
 SIZES = {"many": 3, "medium": 3, "few": 4}
@@ -91,7 +91,7 @@ def test_plot_commands_write_png_and_svg(cli_run, results, tmp_path, kind):
 
 
 def test_rendering_twice_gives_identical_bytes(results, tmp_path):
-    from sslt_bench.records import load_records
+    from sslt_bench.results.records import load_records
 
     recs = load_records([results])
     a = plots.make("pseudo-labels", recs, None, str(tmp_path / "a"))
@@ -164,8 +164,8 @@ def test_leaderboard_script_is_byte_reproducible(results, tmp_path, monkeypatch)
 
 
 def test_method_style_fixed_distinct_and_deterministic():
-    from sslt_bench.plot_style import FIXED
     from sslt_bench.registry import METHODS
+    from sslt_bench.results.plot_style import FIXED
 
     new = ["zz-plugin-a", "zz-plugin-b", "zz-future"]  # methods of plug-ins, not built in
     for n in new:

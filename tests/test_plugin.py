@@ -10,7 +10,7 @@ import pytest
 
 from sslt_bench.errors import UsageError
 from sslt_bench.registry import METHODS, Registry
-from sslt_bench.runner import Runner, RunSpec
+from sslt_bench.train.runner import Runner, RunSpec
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -13,8 +13,8 @@ from sslt_bench.methods.pseudo_label_decoupling import (
     PseudoLabelDecoupling,
     PseudoLabelDecouplingConfig,
 )
-from sslt_bench.runner import Runner, RunSpec
-from sslt_bench.stages import Call
+from sslt_bench.train.runner import Runner, RunSpec
+from sslt_bench.train.stages import Call
 
 INFO = DataInfo(10, np.arange(10, 0, -1), 55, 220, 1, 8)
 
@@ -84,7 +84,7 @@ def test_runs_on_digits_with_diagnostics(tmp_path):
 @pytest.mark.parametrize("pool", ["labeled+pseudo", "labeled"])
 def test_classifier_pool_is_what_the_last_classifier_trains_on(tmp_path, monkeypatch, pool):
     """labeled+pseudo: g's re-training sees D's labels then U's pseudo labels; labeled: D."""
-    from sslt_bench import session as session_mod
+    from sslt_bench.train import session as session_mod
 
     calls = []
     original = session_mod.train_head

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from sslt_bench import paper
-from sslt_bench.render import render
-from sslt_bench.table import build_board
+from sslt_bench.results import paper
+from sslt_bench.results.render import render
+from sslt_bench.results.table import build_board
 
 #: fixmatch and the eight methods of the class-imbalanced SSL zoo (issue 13), as registered.
 ZOO = {

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from sslt_bench import records
 from sslt_bench.methods.base import Method
-from sslt_bench.records import atomic_write_json, atomic_write_text, load_records
 from sslt_bench.registry import METHODS, register_method
-from sslt_bench.stages import Train
+from sslt_bench.results import records
+from sslt_bench.results.records import atomic_write_json, atomic_write_text, load_records
+from sslt_bench.train.stages import Train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 WRITER = """
 import sys
 from pathlib import Path
-from sslt_bench.records import atomic_write_json
+from sslt_bench.results.records import atomic_write_json
 folder, wid, n = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 for i in range(n):
     rec = {"kind": "sslt-bench-result", "writer": wid, "i": i, "pad": "x" * 50000}
@@ -140,7 +140,7 @@ def test_four_concurrent_runs_into_one_folder(tmp_path, cli_run):
 
 # -- reading leniently -----------------------------------------------------------------------
 def _good_record(folder: Path) -> Path:
-    from sslt_bench.runner import Runner, RunSpec
+    from sslt_bench.train.runner import Runner, RunSpec
 
     spec = RunSpec(method="erm", overrides=("epochs=1",), out=folder, device="cpu", progress=False)
     return Path(Runner(spec).run()["_path"])

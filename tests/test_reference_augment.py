@@ -6,8 +6,8 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from sslt_bench.augment import Augmenter, center_crop, resized_crop_boxes, resized_crop_flip
-from sslt_bench.imageio import to_uint8
+from sslt_bench.data.augment import Augmenter, center_crop, resized_crop_boxes, resized_crop_flip
+from sslt_bench.data.imageio import to_uint8
 
 
 def _photo(w, h, seed=0):

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from sslt_bench.registry import DATASETS, METHODS
-from sslt_bench.runner import Runner, RunSpec
+from sslt_bench.train.runner import Runner, RunSpec
 
 
 def _smoke_overrides(method: str) -> list[str]:

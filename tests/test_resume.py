@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from sslt_bench.checkpoint import load_checkpoint, save_checkpoint
 from sslt_bench.methods.base import DataInfo
-from sslt_bench.runner import Runner, RunSpec
-from sslt_bench.stages import Train
+from sslt_bench.train.checkpoint import load_checkpoint, save_checkpoint
+from sslt_bench.train.runner import Runner, RunSpec
+from sslt_bench.train.stages import Train
 
 # Per method: overrides that make a CPU run take a few seconds with a long final Train step.
 RESUME_SETTINGS = {
@@ -169,7 +169,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(method, tmp_path):
 
 
 def test_checkpoint_every_epoch_and_every_stage(tmp_path, monkeypatch):
-    import sslt_bench.runner as runner_mod
+    import sslt_bench.train.runner as runner_mod
 
     seen = []
 

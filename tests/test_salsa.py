@@ -11,7 +11,15 @@ from sslt_bench.config import build_config
 from sslt_bench.methods.base import DataInfo
 from sslt_bench.methods.salsa import SNAP, Salsa, SalsaConfig, frozen_params, rotate_batch
 from sslt_bench.models import build_model
-from sslt_bench.stages import Batch, Call, Evaluate, PseudoLabel, StepContext, Train, TrainHead
+from sslt_bench.train.stages import (
+    Batch,
+    Call,
+    Evaluate,
+    PseudoLabel,
+    StepContext,
+    Train,
+    TrainHead,
+)
 
 
 def test_rotate_batch_by_hand():

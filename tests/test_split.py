@@ -2,9 +2,7 @@ import numpy as np
 import pytest
 
 from sslt_bench.config import build_config
-from sslt_bench.errors import UsageError
-from sslt_bench.registry import DATASETS
-from sslt_bench.split import (
+from sslt_bench.data.split import (
     Split,
     draw_per_class,
     exponential_counts,
@@ -12,6 +10,8 @@ from sslt_bench.split import (
     splits_by_rank_thirds,
     splits_by_threshold,
 )
+from sslt_bench.errors import UsageError
+from sslt_bench.registry import DATASETS
 
 
 def digits_split(seed, **overrides):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sslt_bench.config import build_config
-from sslt_bench.datasets.stl10_lt import Stl10LT, Stl10LTParams, make_split, write_stl10_binary
+from sslt_bench.data.datasets.stl10_lt import Stl10LT, Stl10LTParams, make_split, write_stl10_binary
 from sslt_bench.errors import UsageError
 
 TRAIN_Y = np.repeat(np.arange(10), 500)  # the real class-major layout of STL-10 train
@@ -86,7 +86,7 @@ def test_missing_files_error(tmp_path, monkeypatch):
 def test_ssl_run_copes_with_unknown_unlabeled_labels(tmp_path, monkeypatch, method):
     """Pseudo-labelling methods run end to end with U's hidden labels all -1."""
     from sslt_bench.registry import METHODS
-    from sslt_bench.runner import Runner, RunSpec
+    from sslt_bench.train.runner import Runner, RunSpec
 
     monkeypatch.setenv("SSLT_CACHE", str(tmp_path / "cache"))
     root, sets = Stl10LT.smoke_fixture(tmp_path / "data")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sslt_bench import sweep as sw
 from sslt_bench.errors import UsageError
-from sslt_bench.runner import RunSpec
+from sslt_bench.train import sweep as sw
+from sslt_bench.train.runner import RunSpec
 
 TINY = ("--set", "epochs=1", "--set", "head_epochs=1")
 
@@ -102,7 +102,7 @@ def test_submitit_local_executor(tmp_path):
 
 
 def test_malloc_tuning_reexec(monkeypatch):
-    from sslt_bench import cli
+    from sslt_bench.cli import main as cli
 
     calls = []
     monkeypatch.setattr(cli.os, "execve", lambda exe, argv, env: calls.append((argv, env)))

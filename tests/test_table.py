@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from sslt_bench import paper
 from sslt_bench.errors import UsageError
-from sslt_bench.render import render
-from sslt_bench.render_doc import latex
-from sslt_bench.table import aggregate, build_board, filter_records
+from sslt_bench.results import paper
+from sslt_bench.results.render import render
+from sslt_bench.results.render_doc import latex
+from sslt_bench.results.table import aggregate, build_board, filter_records
 
 PAPER_TXT = Path(__file__).resolve().parents[2] / "shared" / "paper" / "alternate-sampling-sslt.txt"
 
@@ -383,7 +383,7 @@ def test_compact_default_fits_100_columns_sorted_best_marked(cli_run, tmp_path):
 def test_render_modules_import_no_cycle():
     import ast
 
-    import sslt_bench.render_doc as doc
+    import sslt_bench.results.render_doc as doc
 
     tree = ast.parse(Path(doc.__file__).read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}

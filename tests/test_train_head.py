@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from sslt_bench import session as session_mod
 from sslt_bench.config import build_config
-from sslt_bench.engine import epoch_draws
 from sslt_bench.methods.decoupling import DecouplingConfig
-from sslt_bench.runner import Runner, RunSpec
-from sslt_bench.samplers import balanced_epoch_size, epoch_order
-from sslt_bench.stages import TrainHead
+from sslt_bench.train import session as session_mod
+from sslt_bench.train.engine import epoch_draws
+from sslt_bench.train.runner import Runner, RunSpec
+from sslt_bench.train.samplers import balanced_epoch_size, epoch_order
+from sslt_bench.train.stages import TrainHead
 
 
 def _states_around_steps(tmp_path, monkeypatch, overrides):

@@ -6,7 +6,7 @@ official code Gank0078/ACR (train.py).
 What is new over FixMatch (:mod:`~sslt_bench.methods.fixmatch_core`): two linear heads on the
 shared features, the standard branch (``random``, the code's ``fc``) and the balanced branch
 (``balanced``, ``fc1``, the one evaluated, from the EMA model). With pi = D's class prior and
-``LA(tau) = log(pi^tau + 1e-12)`` (:func:`~sslt_bench.ssl_parts.logit_adjustment`):
+``LA(tau) = log(pi^tau + 1e-12)`` (:func:`~sslt_bench.train.ssl_parts.logit_adjustment`):
 
 * standard branch: CE on D; unlabeled targets = argmax of ``softmax(z_weak - LA(tau))``, kept if
   that or the unadjusted weak confidence is >= 0.95; CE of both strong views.
@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from ..config import in_range
 from ..registry import register_method
-from ..ssl_parts import (
+from ..train.ssl_parts import (
     class_prior,
     ema_histogram,
     logit_adjustment,
@@ -50,7 +50,7 @@ from ..ssl_parts import (
     reversed_prior,
     symmetric_kl,
 )
-from ..stages import Batch, StepContext
+from ..train.stages import Batch, StepContext
 from .fixmatch import DarpCodeConfig
 from .fixmatch_core import FixMatchFamily, Forward, PseudoTargets, unlabeled_only
 

@@ -52,9 +52,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..losses import kl_consistency
 from ..registry import register_method
-from ..stages import Batch, Call, Evaluate, PseudoLabel, Step, StepContext, Train, TrainHead
+from ..train.losses import kl_consistency
+from ..train.stages import Batch, Call, Evaluate, PseudoLabel, Step, StepContext, Train, TrainHead
 from ._alternate_config import INIT_QUICK, RECIPES, AlternateConfig, Sampling
 from .base import Method
 from .decoupling import decoupling_init

@@ -2,8 +2,8 @@
 
 A method never runs a loop. It subclasses :class:`Method`, declares ``Config`` (a dataclass
 whose defaults are the paper's values, with a ``quick`` profile of CPU-budget overrides),
-and returns its :mod:`~sslt_bench.stages` from :meth:`Method.plan`. Loss functions are plain
-methods ``loss(batch, ctx) -> Tensor`` referenced by the :class:`~sslt_bench.stages.Train`
+and returns its :mod:`~sslt_bench.train.stages` from :meth:`Method.plan`. Loss functions are plain
+methods ``loss(batch, ctx) -> Tensor`` referenced by the :class:`~sslt_bench.train.stages.Train`
 steps; the runner does batching, augmentation, optimiser steps, EMA, checkpoints and
 evaluation.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch.nn.functional as F
 
 from ..config import in_range
-from ..stages import Batch, PseudoRule, Step, StepContext, Train
+from ..train.stages import Batch, PseudoRule, Step, StepContext, Train
 
 
 @dataclass

@@ -6,7 +6,7 @@ and classifier g' on D with random sampling; stage 2 re-initialises a classifier
 it alone, class-balanced, with f frozen. Evaluation uses f and g. This is also the
 initialisation of ``alternate`` and ``pseudo-label+decoupling`` (:func:`decoupling_init`).
 
-Stage 2 has two implementations (:class:`~sslt_bench.stages.TrainHead`):
+Stage 2 has two implementations (:class:`~sslt_bench.train.stages.TrainHead`):
 
 * ``head_features=augmented`` (the reference, default of the ``paper`` profile): every batch's
   augmented images go through the frozen f. The reference code (run_networks.py) puts every
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from ..registry import register_method
-from ..stages import Step, Train, TrainHead
+from ..train.stages import Step, Train, TrainHead
 from .base import BaseConfig, Method
 
 
@@ -57,7 +57,7 @@ class DecouplingConfig(BaseConfig):
 
 
 def crt_kwargs(cfg: DecouplingConfig) -> dict[str, Any]:
-    """The :class:`~sslt_bench.stages.TrainHead` options of cRT from a config."""
+    """The :class:`~sslt_bench.train.stages.TrainHead` options of cRT from a config."""
     return {
         "features": cfg.head_features,
         "bn_mode": cfg.head_bn,

@@ -9,7 +9,7 @@ seconds on digits-sslt).
 from __future__ import annotations
 
 from ..registry import register_method
-from ..stages import Step, Train
+from ..train.stages import Step, Train
 from .base import Method
 
 

@@ -3,8 +3,8 @@
 Every step draws B labeled images (weak view: crop + flip) and mu * B "unlabeled" images from
 D ∪ U (D's labels unused: the official code's unlabeled set is the whole training set), each
 in a weak and a strong view (weak, then two RandAugment-style ops and Cutout; batched on
-tensors by :mod:`sslt_bench.augment`). Loss: CE on the labeled batch + lambda_u * the
-unlabeled term of :func:`~sslt_bench.losses.fixmatch_unlabeled_loss` (hard pseudo-label =
+tensors by :mod:`sslt_bench.data.augment`). Loss: CE on the labeled batch + lambda_u * the
+unlabeled term of :func:`~sslt_bench.train.losses.fixmatch_unlabeled_loss` (hard pseudo-label =
 argmax of the weak view's prediction, no gradient; kept if its confidence is >= 0.95; CE of the
 strong view; mean over all mu * B). The three batches share one forward pass (as in the
 original). An EMA of the weights (decay 0.999) is evaluated. The step is the FixMatch

@@ -7,7 +7,7 @@ official code LeeHyuck/ABC (ABCcode0920/ABCfix.py); cross-checked with USB's
 What is new over FixMatch (:mod:`~sslt_bench.methods.fixmatch_core`): a second linear head
 (``balanced``, the code's ``classify2``) on the shared features, trained with Bernoulli masks
 that make its training data class-balanced in expectation: a labeled item of class k enters its
-loss with probability ``n_min / n_k`` (:func:`~sslt_bench.ssl_parts.balanced_keep_prob`: the
+loss with probability ``n_min / n_k`` (:func:`~sslt_bench.train.ssl_parts.balanced_keep_prob`: the
 code's ``ir2 = N_min / N_k``); an unlabeled item enters if the auxiliary head's own weak-view
 confidence is >= 0.95 and a Bernoulli draw with probability ``1 - (e / E)(1 - n_min / n_k)``
 succeeds (k its auxiliary prediction, e / E the progress through training: every unlabeled
@@ -31,8 +31,8 @@ import torch.nn.functional as F
 
 from ..config import in_range
 from ..registry import register_method
-from ..ssl_parts import balanced_keep_prob, bernoulli_mask, masked_ce
-from ..stages import Batch, StepContext
+from ..train.ssl_parts import balanced_keep_prob, bernoulli_mask, masked_ce
+from ..train.stages import Batch, StepContext
 from .fixmatch import DarpCodeConfig
 from .fixmatch_core import FixMatchFamily, Forward, PseudoTargets
 

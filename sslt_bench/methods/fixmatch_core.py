@@ -30,8 +30,8 @@ Total loss: ``supervised + lambda_u * unlabeled (+ extra)``; logs ``sup``, ``uns
 views, e.g. ``("strong", "strong:2")`` for the DARP/ABC/ACR codes' two strong views),
 ``include_labeled`` (unlabeled batches from D ∪ U as FixMatch's code, or from U only),
 ``main_head``. The config is :class:`~sslt_bench.methods.fixmatch.FixMatchConfig` or a subclass.
-Shared mechanisms live in :mod:`sslt_bench.ssl_parts` (logit adjustment, prediction bank,
-Bernoulli masks, masked CE) and :mod:`sslt_bench.losses`; U's hidden labels are never read.
+Shared mechanisms live in :mod:`sslt_bench.train.ssl_parts` (logit adjustment, prediction bank,
+Bernoulli masks, masked CE) and :mod:`sslt_bench.train.losses`; U's hidden labels are never read.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..losses import fixmatch_mask
-from ..ssl_parts import masked_ce
-from ..stages import Batch, PseudoRule, Step, StepContext, Train, Unlabeled
+from ..train.losses import fixmatch_mask
+from ..train.ssl_parts import masked_ce
+from ..train.stages import Batch, PseudoRule, Step, StepContext, Train, Unlabeled
 from .base import Method
 
 

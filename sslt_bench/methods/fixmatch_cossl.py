@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 
 from ..config import in_range
-from ..losses import fixmatch_mask
 from ..registry import register_method
-from ..stages import Batch, Call, LabeledViews, Step, StepContext, Train, Unlabeled
+from ..train.losses import fixmatch_mask
+from ..train.stages import Batch, Call, LabeledViews, Step, StepContext, Train, Unlabeled
 from .fixmatch import DarpCodeConfig, FixMatchConfig
 from .fixmatch_core import FixMatchFamily, Forward, PseudoTargets
 

@@ -18,7 +18,8 @@ What is new over FixMatch (the rest is :mod:`~sslt_bench.methods.fixmatch_core`)
   ``p * target / p_model`` renormalised, before FixMatch's argmax and tau mask; ``target`` is
   D's class distribution to the power t, renormalised, with t falling linearly from 1 in the
   first generation to ``t_min`` (0.5) in the last (:func:`alignment_temperature`); ``p_model``
-  is the mean of the last 128 batch-mean predictions (:func:`~sslt_bench.ssl_parts.window_push`).
+  is the mean of the last 128 batch-mean predictions
+  (:func:`~sslt_bench.train.ssl_parts.window_push`).
 
 Profiles. ``paper`` (run.sh, CIFAR-10-LT): 6 generations of 64 x 1024 steps, B 64, mu 7, tau
 0.95, SGD lr 0.03 Nesterov, wd 5e-4, cosine per generation, EMA 0.999, alpha 1/3, t_min 0.5;
@@ -37,10 +38,10 @@ from typing import Any, ClassVar
 import torch
 
 from ..config import in_range
-from ..losses import fixmatch_mask
 from ..registry import register_method
-from ..ssl_parts import align_distribution, class_prior, window_mean, window_push
-from ..stages import Batch, Call, PseudoLabel, Step, StepContext
+from ..train.losses import fixmatch_mask
+from ..train.ssl_parts import align_distribution, class_prior, window_mean, window_push
+from ..train.stages import Batch, Call, PseudoLabel, Step, StepContext
 from .fixmatch import FixMatchConfig
 from .fixmatch_core import FixMatchFamily, Forward, PseudoTargets
 

@@ -39,8 +39,8 @@ import torch
 
 from ..config import in_range
 from ..registry import register_method
-from ..ssl_parts import bank_update, class_prior
-from ..stages import Batch, StepContext
+from ..train.ssl_parts import bank_update, class_prior
+from ..train.stages import Batch, StepContext
 from .fixmatch import DarpCodeConfig
 from .fixmatch_core import FixMatchFamily, Forward, PseudoTargets
 

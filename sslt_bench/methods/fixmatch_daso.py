@@ -9,7 +9,8 @@ What is new over FixMatch (the rest is :mod:`~sslt_bench.methods.fixmatch_core`)
 
 * A class-wise queue of the last ``queue_size`` (256) features of each class, pushed every step
   from the labeled batch through the EMA model (BatchNorm on batch statistics, as the code's EMA
-  in train mode); the class prototypes are their means (:func:`~sslt_bench.ssl_parts.queue_push`).
+  in train mode); the class prototypes are their means
+  (:func:`~sslt_bench.train.ssl_parts.queue_push`).
 * Semantic pseudo labels ``q = softmax(cos(f(weak), prototypes) / T_proto)`` (T_proto 0.05).
 * Distribution-aware blending: ``v = pl_dist ** (1 / T_dist)`` normalised to sum 1 then divided
   by its maximum, where ``pl_dist`` is the histogram of the final pseudo labels of the last
@@ -38,10 +39,10 @@ import torch
 import torch.nn.functional as F
 
 from ..config import in_range
-from ..losses import fixmatch_mask
 from ..registry import register_method
-from ..ssl_parts import queue_prototypes, queue_push
-from ..stages import Batch, EmaDecay, Step, StepContext
+from ..train.losses import fixmatch_mask
+from ..train.ssl_parts import queue_prototypes, queue_push
+from ..train.stages import Batch, EmaDecay, Step, StepContext
 from .fixmatch import FixMatchConfig
 from .fixmatch_core import FixMatchFamily, Forward, PseudoTargets
 

@@ -8,7 +8,7 @@ Reliability Against Unknown Distribution Data"; official code ZJUJeffLai/SAW_SSL
 
 What is new over FixMatch (:mod:`~sslt_bench.methods.fixmatch_core`): class weights on both
 losses, smoothed by the effective number of samples, ``w_k = (1 - beta) / (1 - beta^{n_k})``
-normalised to sum to C (:func:`~sslt_bench.losses.drw_weights`; beta 0.99 as the official
+normalised to sum to C (:func:`~sslt_bench.train.losses.drw_weights`; beta 0.99 as the official
 script; USB uses (N - 1) / N with N the mean count): the labeled CE of an item of class y is
 weighted by ``w_y`` from D's counts; the unlabeled CE of an item pseudo-labelled k by ``u_k``
 from the counts of U's current pseudo labels, re-estimated after every epoch from the latest
@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from ..config import in_range
-from ..losses import drw_weights
 from ..registry import register_method
-from ..ssl_parts import bank_counts, bank_update
-from ..stages import Batch, StepContext
+from ..train.losses import drw_weights
+from ..train.ssl_parts import bank_counts, bank_update
+from ..train.stages import Batch, StepContext
 from .fixmatch import DarpCodeConfig
 from .fixmatch_core import FixMatchFamily, Forward, PseudoTargets
 

@@ -25,9 +25,9 @@ from typing import Any, Literal
 import torch
 
 from ..config import in_range
-from ..losses import drw_weights, ldam_loss, ldam_margins
 from ..registry import register_method
-from ..stages import Batch, Pool, Step, StepContext, Train
+from ..train.losses import drw_weights, ldam_loss, ldam_margins
+from ..train.stages import Batch, Pool, Step, StepContext, Train
 from .base import BaseConfig, Method
 
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import torch
 
 from ..config import in_range
-from ..losses import mse_consistency, sigmoid_rampup
 from ..registry import register_method
-from ..stages import Batch, EmaDecay, PseudoRule, Step, StepContext, Train, Unlabeled
+from ..train.losses import mse_consistency, sigmoid_rampup
+from ..train.stages import Batch, EmaDecay, PseudoRule, Step, StepContext, Train, Unlabeled
 from .ldam_drw import LDAMDRW, LDAMConfig
 
 STUDENT_VIEW, TEACHER_VIEW = "weak", "weak:teacher"

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal
 
 from ..config import in_range
 from ..registry import register_method
-from ..stages import Step
+from ..train.stages import Step
 from .alternate import INIT_QUICK, AlternateConfig, alternate_loops
 from .base import Method
 from .decoupling import DecouplingConfig, crt_kwargs, decoupling_init

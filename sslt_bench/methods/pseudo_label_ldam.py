@@ -27,7 +27,7 @@ import torch
 
 from ..config import in_range
 from ..registry import register_method
-from ..stages import Batch, Call, PseudoLabel, Step, StepContext, Train
+from ..train.stages import Batch, Call, PseudoLabel, Step, StepContext, Train
 from .ldam_drw import LDAMDRW, LDAMConfig
 
 _INIT = "init_weights."

@@ -49,9 +49,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import in_range
-from ..losses import kl_consistency
 from ..registry import register_method
-from ..stages import (
+from ..train.losses import kl_consistency
+from ..train.stages import (
     Batch,
     Call,
     Evaluate,

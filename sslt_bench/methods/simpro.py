@@ -38,8 +38,8 @@ import torch.nn.functional as F
 
 from ..config import in_range
 from ..registry import register_method
-from ..ssl_parts import class_prior, logit_adjustment, masked_ce
-from ..stages import Batch, LabeledViews, Step, StepContext
+from ..train.ssl_parts import class_prior, logit_adjustment, masked_ce
+from ..train.stages import Batch, LabeledViews, Step, StepContext
 from .fixmatch import FixMatchConfig
 from .fixmatch_core import FixMatchFamily, Forward, PseudoTargets
 

@@ -1,0 +1,5 @@
+"""The ``sslt-bench`` command line.
+
+``main`` (run, sweep, list), ``results`` (table, compare, plot), ``splits`` and ``common``
+(shared options and helpers).
+"""

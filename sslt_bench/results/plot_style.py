@@ -1,0 +1,112 @@
+"""One look for every plot: a fixed colour and marker per method, titles, the legend.
+
+Colours are Paul Tol's colour-blind-safe "muted" scheme plus black. The built-in methods have
+fixed (colour, marker) pairs; any other method gets an unused pair deterministically
+(:func:`method_style`), so a method looks the same in every plot of the project.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..errors import UsageError, choices_error
+from .layout import Block
+
+#: Paul Tol's "muted" scheme (colour-blind safe) and black.
+COLORS = (
+    "#332288",
+    "#88CCEE",
+    "#44AA99",
+    "#117733",
+    "#999933",
+    "#DDCC77",
+    "#CC6677",
+    "#882255",
+    "#AA4499",
+    "#000000",
+)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+#: Fixed (colour, marker) of the built-in methods; others get unused pairs (method_style).
+FIXED = {
+    "alternate": ("#332288", "o"),
+    "decoupling": ("#88CCEE", "s"),
+    "pseudo-label+decoupling": ("#44AA99", "^"),
+    "erm": ("#000000", "D"),
+    "ldam-drw": ("#CC6677", "v"),
+    "pseudo-label+ldam": ("#882255", "P"),
+    "mean-teacher+ldam": ("#AA4499", "X"),
+    "fixmatch": ("#999933", "*"),
+    "salsa": ("#DDCC77", "<"),
+    "fixmatch+darp": ("#117733", "h"),
+    "fixmatch+abc": ("#CC6677", "p"),
+    "fixmatch+crest": ("#88CCEE", ">"),
+    "fixmatch+daso": ("#44AA99", "<"),
+    "fixmatch+saw": ("#DDCC77", "o"),
+    "fixmatch+cossl": ("#882255", "s"),
+    "acr": ("#332288", "D"),
+    "simpro": ("#AA4499", "^"),
+}
+
+
+def method_style(name: str) -> dict[str, str]:
+    """Colour and marker of method ``name``, the same in every plot.
+
+    Built-in methods have fixed pairs (:data:`FIXED`); every other registered method (and
+    ``name`` if unregistered) gets the next unused (colour, marker) pair in the order of its
+    name, so all registered methods differ and the assignment is deterministic.
+    """
+    if name in FIXED:
+        color, marker = FIXED[name]
+        return {"color": color, "marker": marker}
+    from ..registry import METHODS
+
+    used = set(FIXED.values())
+    free = [(c, m) for m in MARKERS for c in COLORS if (c, m) not in used]
+    others = sorted((set(METHODS.names()) | {name}) - set(FIXED))
+    color, marker = free[others.index(name) % len(free)]
+    return {"color": color, "marker": marker}
+
+
+def line_style(method: str, label: str) -> dict[str, Any]:
+    """Plot keywords of a line: the method's style; dashed if a configuration is set apart."""
+    return method_style(method) | {"ls": "-" if label == method else "--", "label": label}
+
+
+def mean(vals: list[float | None]) -> float:
+    """Mean of the values that are not ``None`` (NaN when there are none)."""
+    vals = [v for v in vals if v is not None]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def title(block: Block) -> str:
+    """A block's title on two lines: the data set setting, then profile, backbone, split."""
+    setting, _, rest = block.title.partition(" · ")
+    return f"{setting}\n{rest}"
+
+
+def legend(fig, axes) -> None:
+    """One legend for ``fig``, outside the axes on the right, one entry per label."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside right upper", fontsize=8)
+
+
+def pick_dataset(datasets: list[str], dataset: str | None, what: str) -> str:
+    """The data set to plot: ``dataset`` if among ``datasets``, else the only one there is.
+
+    Raises:
+        UsageError: several data sets and none chosen, or ``dataset`` not among them.
+    """
+    if dataset is None:
+        if len(datasets) > 1:
+            raise UsageError(
+                f"records of several data sets ({', '.join(datasets)}); choose one with --dataset"
+            )
+        return datasets[0]
+    if dataset not in datasets:
+        raise choices_error(f"data set ({what})", dataset, datasets)
+    return dataset
