@@ -140,7 +140,7 @@ def throughput(root: Path, steps: int, batch: int) -> None:
     from sslt_bench.methods.base import DataInfo
     from sslt_bench.models import build_model
     from sslt_bench.registry import METHODS
-    from sslt_bench.train.engine import Loader, train_epoch
+    from sslt_bench.train.engine import Loader, Optimiser, train_epoch
     from sslt_bench.train.stages import Batch, StepContext, Unlabeled
 
     device = torch.device("cpu")
@@ -171,7 +171,7 @@ def throughput(root: Path, steps: int, batch: int) -> None:
 
     def end_to_end(step) -> float:
         t = time.perf_counter()
-        train_epoch(step, ctx, loader, pool_ids, labels, unl_ids, opt)
+        train_epoch(step, ctx, loader, (pool_ids, labels), unl_ids, Optimiser(opt))
         return time.perf_counter() - t
 
     def in_memory(step) -> float:

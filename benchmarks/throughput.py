@@ -119,7 +119,14 @@ def worker_ours(
     """Our loop and evaluation vs the model-only ceilings in both memory formats."""
     from sslt_bench.data.augment import Augmenter
     from sslt_bench.models.wrapper import use_channels_last
-    from sslt_bench.train.engine import Loader, amp_context, embed_items, predict, train_epoch
+    from sslt_bench.train.engine import (
+        Loader,
+        Optimiser,
+        amp_context,
+        embed_items,
+        predict,
+        train_epoch,
+    )
     from sslt_bench.train.stages import Train
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -145,7 +152,7 @@ def worker_ours(
     def loop(n: int) -> None:
         step = Train("bench", 1, ce, batch_size=batch, lr=0.01, steps_per_epoch=n)
         ours.train()
-        train_epoch(step, ctx, loader, pool, labels, pool, opt, amp)
+        train_epoch(step, ctx, loader, (pool, labels), pool, Optimiser(opt, amp))
 
     x = aug(next(data.train.iter_batches([item_src[:batch]], device)), "weak", gen)
     y = labels[:batch].to(device) if len(labels) >= batch else labels.repeat(batch)[:batch]
@@ -253,7 +260,7 @@ def worker_fixmatch(
     from sslt_bench.models.wrapper import use_channels_last
     from sslt_bench.registry import METHODS
     from sslt_bench.train.ema import make_ema
-    from sslt_bench.train.engine import Loader, train_epoch
+    from sslt_bench.train.engine import Loader, Optimiser, train_epoch
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp = "bf16" if device.type == "cuda" else "none"
@@ -287,7 +294,7 @@ def worker_fixmatch(
     def loop(n: int) -> None:
         ours.train()
         step = dataclasses.replace(step0, epochs=1, steps_per_epoch=n, batch_size=batch)
-        train_epoch(step, ctx, loader, pool, labels, unl, opt, amp)
+        train_epoch(step, ctx, loader, (pool, labels), unl, Optimiser(opt, amp))
 
     fns = {"ours": loop}
     if kekmodel:

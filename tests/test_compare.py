@@ -142,3 +142,42 @@ def test_no_same_init_pair_gives_no_mean():
     text = paired_markdown(recs, "alternate", "decoupling")
     assert "No same-init pair: no mean or Δ" in text
     assert not any(row[0] == "mean" for row in _rows(text))
+
+
+def test_selectors_pick_configurations_and_pair_two_of_one_method(cli_run, tmp_path):
+    import pytest
+
+    from sslt_bench.errors import UsageError
+    from sslt_bench.results.compare import parse_selector
+
+    assert parse_selector("alternate") == ("alternate", {})
+    assert parse_selector("alternate[recipe=released, loops=5]") == (
+        "alternate",
+        {"recipe": "released", "loops": "5"},
+    )
+    for bad in ("alternate[recipe", "[x=1]", "alternate[recipe]"):
+        with pytest.raises(UsageError, match="bad method selector"):
+            parse_selector(bad)
+
+    def alt(seed, recipe, overall):
+        cfg = {"lr": 0.1, "recipe": recipe}
+        return rec("alternate", seed, overall=overall, method_config=cfg, config_hash=recipe)
+
+    recs = [alt(0, "paper", 40.0), alt(0, "released", 37.0), alt(1, "paper", 41.0)]
+    recs += [rec("decoupling", 0, overall=38.0), rec("decoupling", 1, overall=39.0)]
+    (runs,) = pairs(recs, "alternate[recipe=released]", "alternate[recipe=paper]").values()
+    assert [(a["method_config"]["recipe"], b["method_config"]["recipe"]) for a, b in runs] == [
+        ("released", "paper")
+    ]
+    assert len(pairs(recs, "alternate", "decoupling")) == 2  # both configurations
+    (runs,) = pairs(recs, "alternate[recipe=paper]", "decoupling").values()
+    assert [a["seed"] for a, _ in runs] == [0, 1]
+    assert pairs(recs, "alternate[recipe=paper]", "alternate[recipe=paper]") == {}  # not itself
+    folder = tmp_path / "records"
+    folder.mkdir()
+    for i, r in enumerate(recs):
+        (folder / f"r{i}.json").write_text(json.dumps({k: v for k, v in r.items() if k != "_path"}))
+    code, text = cli_run(
+        "compare", "alternate[nosuch=1]", "decoupling", "--results", str(tmp_path), expect=2
+    )
+    assert code == 2 and "unknown alternate setting 'nosuch'" in text

@@ -115,7 +115,10 @@ def _training(rec):
     return rec["init_hashes"], rec["metrics"], eps, rec["history"]["pseudo_labels"]
 
 
-@pytest.mark.parametrize("method", ["fixmatch", "mean-teacher+ldam"])
+@pytest.mark.parametrize(
+    "method",
+    ["fixmatch", "mean-teacher+ldam", "fixmatch+darp", "acr", "fixmatch+daso", "simpro"],
+)
 def test_diagnostics_leave_training_bit_identical(method, tmp_path, monkeypatch):
     two = ("epochs=2",)  # a second epoch draws from the run's generator after diagnostics
     on = _smoke(method, tmp_path / "on", diag_every_steps=1, diag_subsample=50, extra=two).run()

@@ -153,6 +153,31 @@ def test_acr_adjusted_pseudo_labels_move_to_the_tail():
     assert m.pseudo_label(torch.softmax(weak, 1), fw, None, ctx).labels.tolist() == [0]
 
 
+def test_diagnostics_score_acr_by_its_own_adjusted_rule_and_fixmatch_by_the_plain_one():
+    """The pseudo-label diagnostics of ACR use its adjustment (not FixMatch's argmax)."""
+    from sslt_bench.models.wrapper import SSLTModel, make_head
+
+    m = _method(Acr, AcrConfig, counts=(90, 10), threshold=0.0)
+    model = SSLTModel(torch.nn.Identity(), {"random": make_head("linear", 2, 2)}, {})
+    with torch.no_grad():
+        model.heads["random"].weight.copy_(torch.eye(2))
+        model.heads["random"].bias.zero_()
+    ctx = _ctx(counts=(90, 10))
+    ctx.model = model
+    (step,) = m.plan()
+    rule = m.pseudo_rule(step)
+    assert rule.labels is not None and rule.view == "weak"
+    feats = torch.tensor([[1.0, 0.0], [5.0, 0.0]])  # raw argmax 0 for both
+    labels, kept = rule.labels(feats, torch.tensor([100, 101]), ctx)
+    # tau1 = 2: logit adjustment 2 * log(0.9 / 0.1) = 4.39 moves only the first to the tail
+    assert labels.tolist() == [1, 0] and kept.tolist() == [True, True]
+    plain = METHODS.get("fixmatch")
+    fm = plain(build_config(plain.Config, "paper", {}), m.info)
+    assert (
+        fm.pseudo_rule(fm.plan()[0]).labels is None
+    )  # argmax and threshold, applied by the runner
+
+
 # --- methods never read U's labels ------------------------------------------------------------
 
 FAMILY = [n for n in METHODS.names() if issubclass(METHODS.get(n), FixMatchFamily)]

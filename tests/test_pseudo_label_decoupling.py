@@ -87,13 +87,16 @@ def test_classifier_pool_is_what_the_last_classifier_trains_on(tmp_path, monkeyp
     from sslt_bench.train import session as session_mod
 
     calls = []
-    original = session_mod.train_head
+    original = session_mod.train_epoch
 
-    def spy(step, model, feats, labels, gen, num_classes):
-        calls.append((step.name, feats.shape[0], labels.clone()))
-        return original(step, model, feats, labels, gen, num_classes)
+    def spy(step, ctx, loader, pool, *args, **kwargs):
+        if isinstance(loader, session_mod.FeatureLoader):  # a head trained on cached features
+            ids, labels = pool
+            calls.append((step.name, int((loader.rows >= 0).sum()), labels.clone()))
+            assert len(ids) == len(labels) == loader.feats.shape[0]
+        return original(step, ctx, loader, pool, *args, **kwargs)
 
-    monkeypatch.setattr(session_mod, "train_head", spy)
+    monkeypatch.setattr(session_mod, "train_epoch", spy)
     spec = RunSpec(
         method="pseudo-label+decoupling",
         dataset="digits-sslt",

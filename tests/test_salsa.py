@@ -89,17 +89,22 @@ def test_reinit_resets_embedding_and_classifier_only():
     assert all(torch.equal(ctx.state[SNAP + k], v) for k, v in ssl.items())
 
 
-@pytest.mark.parametrize("loss_name", ["refine_loss", "semi_loss"])
-def test_training_phases_leave_the_frozen_layers_bit_identical(loss_name):
+@pytest.mark.parametrize("step_name", ["loop1/supervised", "loop1/semi"])
+def test_training_phases_leave_the_frozen_layers_bit_identical(step_name):
+    """The steps declare the frozen layers; the runner's parameter choice keeps them fixed."""
+    from sslt_bench.train.session import trained_params
+
     method, model, ctx = _setup()
-    if loss_name == "semi_loss":  # the semi-supervised phase starts after a re-initialisation
+    step = next(s for s in method.plan() if s.name == step_name)
+    if step_name == "loop1/semi":  # the semi-supervised phase starts after a re-initialisation
         method.snapshot(ctx)
         method.reinit(ctx)
-    params = [*model.embed.parameters(), *model.heads["random"].parameters()]
-    for p in params:  # what the runner does at a Train step's start
-        p.requires_grad_(True)
-    before = {id(p): p.detach().clone() for p in params}
+    everything = [*model.embed.parameters(), *model.heads["random"].parameters()]
+    before = {id(p): p.detach().clone() for p in everything}
     frozen = {id(p) for p in frozen_params(model.embed, 0.5)}
+    assert frozen and step.frozen is not None
+    params = trained_params(model, step)  # what the runner does at the Train step's start
+    assert {id(p) for p in params} == {id(p) for p in everything} - frozen
     opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
     g = torch.Generator().manual_seed(2)
     batch = Batch(
@@ -109,12 +114,12 @@ def test_training_phases_leave_the_frozen_layers_bit_identical(loss_name):
         num_labeled=10,
     )
     for _ in range(2):
-        out = getattr(method, loss_name)(batch, ctx)
+        out = step.loss(batch, ctx)
         loss = out[0] if isinstance(out, tuple) else out
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    for p in params:
+    for p in everything:
         same = torch.equal(p.detach(), before[id(p)])
         assert same == (id(p) in frozen)
 

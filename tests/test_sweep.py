@@ -121,3 +121,51 @@ def test_malloc_tuning_reexec(monkeypatch):
     monkeypatch.setenv("MALLOC_MMAP_MAX_", "65536")  # the user's own setting wins
     cli._malloc_tuning_reexec(["run"])
     assert calls == []
+
+
+def test_every_run_option_is_defined_once_and_round_trips():
+    """spec -> the `run` arguments a sweep launches -> the `run` parser -> the same spec."""
+    import dataclasses
+
+    from sslt_bench.cli.main import run as run_command
+    from sslt_bench.train.run_spec import spec_argv
+
+    spec = RunSpec(
+        method="fixmatch",
+        dataset="cifar10-lt",
+        seed=3,
+        split_seed=2,
+        profile="paper",
+        overrides=("epochs=2", "data.unlabeled_dist=reversed"),
+        device="cpu",
+        out=Path("elsewhere"),
+        data_root="some/root",
+        workers=2,
+        amp="bf16",
+        split_file="s.json",
+        fresh=True,
+        eval_every=5,
+        diag_every_steps=7,
+        diag_subsample=100,
+        trajectory_every=0,
+        deterministic=True,
+        progress=False,
+        channels_last=False,
+        compile=True,
+    )
+    defaults = RunSpec()
+    changed = [
+        f.name
+        for f in dataclasses.fields(RunSpec)
+        if getattr(spec, f.name) == getattr(defaults, f.name)
+    ]
+    assert changed == [], changed  # every field differs from its default: each one is tested
+    argv = spec_argv(spec)
+    assert argv[0] == "run"
+    ctx = run_command.make_context("run", argv[1:])
+    params = {k: v for k, v in ctx.params.items() if k not in ("resume", "nproc")}
+    assert RunSpec(**params) == spec
+    # and with every default, the parser gives the default spec
+    ctx = run_command.make_context("run", spec_argv(defaults)[1:])
+    params = {k: v for k, v in ctx.params.items() if k not in ("resume", "nproc")}
+    assert RunSpec(**params) == defaults

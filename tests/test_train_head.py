@@ -93,3 +93,32 @@ def test_balanced_epoch_has_largest_class_times_classes_draws():
     assert epoch_draws(TrainHead("c", "balanced", 1), labels, 4) is None  # pool: |pool| draws
     random_epoch = epoch_order(labels, "random", gen, 4, size=22)
     assert torch.equal(torch.bincount(random_epoch, minlength=11), torch.full((11,), 2))
+
+
+def test_interrupted_inside_a_cached_feature_head_resumes_bit_identical(tmp_path, monkeypatch):
+    """A head on cached features is an ordinary step: checkpointed per epoch, resumable."""
+    import sslt_bench.train.runner as runner_mod
+    from sslt_bench.train.checkpoint import save_checkpoint
+
+    def spec(out):
+        overrides = ("epochs=2", "head_epochs=3", "head_features=cached")
+        return RunSpec(method="decoupling", overrides=overrides, out=out, progress=False)
+
+    ref = Runner(spec(tmp_path / "ref")).run()
+
+    def interrupt_after_head_epoch_1(path, payload):
+        save_checkpoint(path, payload)
+        if (payload["progress"]["step"], payload["progress"]["epoch"]) == (1, 1):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_mod, "save_checkpoint", interrupt_after_head_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(spec(tmp_path / "cut")).run()
+    monkeypatch.setattr(runner_mod, "save_checkpoint", save_checkpoint)
+    resumed = Runner(spec(tmp_path / "cut")).run()
+    assert resumed["resumed_from"]["step"] == 1 and resumed["resumed_from"]["epoch"] == 1
+    assert resumed["metrics"] == ref["metrics"]
+    assert resumed["init_hashes"] == ref["init_hashes"]  # weights after every step, bit for bit
+    head = [e for e in resumed["history"]["epochs"] if e["step"] == "classifier"]
+    assert [e["epoch"] for e in head] == [1, 2, 3]
+    assert head == [e for e in ref["history"]["epochs"] if e["step"] == "classifier"]

@@ -11,15 +11,6 @@ from ..errors import UsageError
 
 RESULTS = Path("results")
 
-#: ``--data-root``, shared by every command that reads a data set.
-DATA_ROOT_OPTION = click.option(
-    "--data-root",
-    default=None,
-    envvar="SSLT_DATA",
-    show_envvar=True,
-    help="Where data sets live.",
-)
-
 
 def with_options(options: list):
     """A decorator applying a list of click options in order."""

@@ -9,60 +9,16 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from pathlib import Path
 
 import click
 
 from ..errors import UsageError
 from ..registry import DATASETS, METHODS, MODELS
-from .common import DATA_ROOT_OPTION, RESULTS, with_options
+from ..train.run_spec import RunSpec, spec_options
 from .results import compare, plot, table
 from .splits import splits
 
 _ARGS: list[str] = []  # the command line main() got (``run --nproc`` re-launches it)
-
-
-def _run_spec(**kw):
-    from ..train.runner import RunSpec
-
-    return RunSpec(**kw)
-
-
-#: Options shared by ``run`` and ``sweep`` (one definition each).
-_RUN_OPTIONS = [
-    click.option(
-        "--split-seed",
-        default=0,
-        show_default=True,
-        type=int,
-        help="Split seed (fixed published splits use 0).",
-    ),
-    click.option("--profile", default="quick", show_default=True, help="quick (CPU) or paper."),
-    click.option(
-        "--set",
-        "overrides",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Override a method or data set setting (repeatable; see 'sslt-bench list keys').",
-    ),
-    click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
-    click.option("--out", default=str(RESULTS), show_default=True, help="Results folder."),
-    DATA_ROOT_OPTION,
-    click.option(
-        "--workers",
-        default=0,
-        show_default=True,
-        type=click.IntRange(min=0),
-        help="DataLoader workers (file data).",
-    ),
-    click.option(
-        "--amp",
-        default="auto",
-        type=click.Choice(["auto", "none", "bf16", "fp16"]),
-        show_default=True,
-        help="Mixed precision on CUDA (ignored on CPU).",
-    ),
-]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,85 +30,20 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 @cli.command()
-@click.option("--method", default="erm", show_default=True, help="Registered method.")
-@click.option("--dataset", default="digits-sslt", show_default=True, help="Registered data set.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Training seed.")
-@with_options(_RUN_OPTIONS)
-@click.option("--split-file", default=None, help="Run on an exported split (JSON).")
-@click.option("--fresh", is_flag=True, help="Ignore an existing checkpoint and start over.")
+@spec_options()
 @click.option(
     "--resume/--no-resume",
     default=True,
     show_default=True,
-    help="Continue from the last checkpoint of the same run (default).",
+    help="Continue from the last checkpoint of the same run (default; --no-resume = --fresh).",
 )
-@click.option(
-    "--eval-every",
-    default=0,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Also evaluate every N epochs for learning curves (never for selection).",
-)
-@click.option(
-    "--diag-every-steps",
-    default=0,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Score pseudo labels on U every N optimiser steps (0: at every epoch end).",
-)
-@click.option(
-    "--diag-subsample",
-    default=0,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Score a fixed random subset of N items of U (0: all of U).",
-)
-@click.option(
-    "--trajectory-every",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Step-based methods: test-evaluate every N epochs for median_last20 (0: never).",
-)
-@click.option("--deterministic", is_flag=True, help="Deterministic algorithms (CUDA: slower).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option(
-    "--channels-last/--no-channels-last",
-    default=None,
-    help="channels_last memory format (default: on for CUDA, off on CPU).",
-)
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the backbone.")
 @click.option(
     "--nproc",
     default=1,
     show_default=True,
     help="Train on N local processes with DDP (launches torchrun; NCCL on GPUs, gloo on CPU).",
 )
-def run(
-    method,
-    dataset,
-    seed,
-    split_seed,
-    profile,
-    overrides,
-    device,
-    out,
-    data_root,
-    split_file,
-    fresh,
-    resume,
-    workers,
-    amp,
-    eval_every,
-    diag_every_steps,
-    diag_subsample,
-    trajectory_every,
-    deterministic,
-    no_progress,
-    channels_last,
-    compile_,
-    nproc,
-):
+def run(resume: bool, nproc: int, **options) -> None:
     """Train METHOD on DATASET and print overall/many/medium/few accuracy.
 
     \b
@@ -161,29 +52,8 @@ def run(
     """  # noqa: D301 - \b is click's "do not re-wrap" marker
     from ..train.runner import Runner
 
-    spec = _run_spec(
-        method=method,
-        dataset=dataset,
-        seed=seed,
-        split_seed=split_seed,
-        profile=profile,
-        overrides=tuple(overrides),
-        device=device,
-        out=Path(out),
-        data_root=data_root,
-        split_file=split_file,
-        fresh=fresh or not resume,
-        progress=not no_progress,
-        workers=workers,
-        amp=amp,
-        eval_every=eval_every,
-        diag_every_steps=diag_every_steps,
-        diag_subsample=diag_subsample,
-        trajectory_every=trajectory_every,
-        deterministic=deterministic,
-        channels_last=channels_last,
-        compile=compile_,
-    )
+    spec = RunSpec(**options)
+    spec.fresh = spec.fresh or not resume
     runner = Runner(spec)  # validates before any process is launched
     if nproc < 1:
         raise UsageError(f"--nproc must be >= 1, got {nproc}")
@@ -275,7 +145,7 @@ for _command in (table, compare, plot, splits):
 @click.option("--methods", required=True, help="Comma-separated registered methods.")
 @click.option("--datasets", required=True, help="Comma-separated registered data sets.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds: 0-2, 0,1,2 or both.")
-@with_options(_RUN_OPTIONS)
+@spec_options(sweep=True)
 @click.option(
     "--launcher",
     default="local",
@@ -291,26 +161,19 @@ for _command in (table, compare, plot, splits):
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Slurm: wait for jobs.")
 @click.option("--dry-run", is_flag=True, help="Only list what would run.")
 def sweep(
-    methods,
-    datasets,
-    seeds,
-    split_seed,
-    profile,
-    overrides,
-    device,
-    out,
-    data_root,
-    workers,
-    amp,
-    launcher,
-    jobs,
-    slurm_partition,
-    gpus_per_run,
-    cpus_per_run,
-    timeout,
-    wait,
-    dry_run,
-):
+    methods: str,
+    datasets: str,
+    seeds: str,
+    launcher: str,
+    jobs: int,
+    slurm_partition: str | None,
+    gpus_per_run: int,
+    cpus_per_run: int,
+    timeout: int,
+    wait: bool,
+    dry_run: bool,
+    **options,
+) -> None:
     """Run every (data set, method, seed) whose ok result record is not yet in --out."""
     from ..train import sweep as sw
 
@@ -319,16 +182,7 @@ def sweep(
             f"--jobs ({jobs}), --cpus-per-run ({cpus_per_run}) and --timeout ({timeout}) "
             f"must be >= 1 and --gpus-per-run ({gpus_per_run}) >= 0"
         )
-    base = _run_spec(
-        split_seed=split_seed,
-        profile=profile,
-        overrides=tuple(overrides),
-        device=device,
-        out=Path(out),
-        data_root=data_root,
-        workers=workers,
-        amp=amp,
-    )
+    base = RunSpec(**options)
     runs = sw.expand(methods, datasets, seeds, base)
     todo = [r for r in runs if r.existing is None]
     click.echo(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} with a record already")
@@ -340,7 +194,7 @@ def sweep(
         sw.run_local(runs, jobs, echo=click.echo)
     elif todo:
         ex = sw.slurm_executor(
-            Path(out) / "slurm", slurm_partition, gpus_per_run, timeout, cpus_per_run, jobs
+            base.out / "slurm", slurm_partition, gpus_per_run, timeout, cpus_per_run, jobs
         )
         sw.run_submitit(runs, ex, wait=wait, echo=click.echo)
     click.echo(sw.summary(runs))

@@ -5,6 +5,7 @@ Registered on the top-level group by :mod:`sslt_bench.cli.main`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -112,14 +113,24 @@ def _figure_note(fmt_name: str) -> str:
 @click.argument("baseline")
 @click.option("--dataset", multiple=True, help="Only this data set (repeatable).")
 def compare(folders, method, baseline, dataset) -> None:
-    """METHOD vs BASELINE paired by seed; METHOD's test and pseudo-label accuracy per stage."""
-    from ..results.compare import paired_markdown, trajectory_markdown
+    """METHOD vs BASELINE paired by seed; METHOD's test and pseudo-label accuracy per stage.
+
+    \b
+    METHOD and BASELINE are names or NAME[key=value,...] selecting one configuration, e.g.
+      sslt-bench compare 'alternate[recipe=released]' 'alternate[recipe=paper]'
+    """  # noqa: D301 - \b is click's "do not re-wrap" marker
+    from ..results.compare import paired_markdown, parse_selector, trajectory_markdown
     from ..results.table import filter_records
 
     known = sorted(METHODS.names())
-    for name in (method, baseline):
+    for selector in (method, baseline):
+        name, want = parse_selector(selector)
         if name not in known:
             raise choices_error("method", name, known)
+        fields = {f.name for f in dataclasses.fields(METHODS.get(name).Config)}
+        for key in want:
+            if key not in fields:
+                raise choices_error(f"{name} setting", key, sorted(fields))
     records = filter_records(load_results(folders), dataset=dataset)
     click.echo(paired_markdown(records, method, baseline))
     for history, metric in (("evals", "overall"), ("evals", "few"), ("pseudo_labels", "few")):

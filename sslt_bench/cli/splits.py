@@ -12,7 +12,8 @@ import click
 
 from ..errors import UsageError
 from ..registry import DATASETS
-from .common import DATA_ROOT_OPTION, with_options
+from ..train.run_spec import spec_options
+from .common import with_options
 
 
 @click.group()
@@ -36,7 +37,7 @@ _split_opts = [
     click.option("--dataset", default="digits-sslt", show_default=True),
     click.option("--seed", default=0, show_default=True, type=int, help="Split seed."),
     click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE"),
-    DATA_ROOT_OPTION,
+    spec_options(only=("data_root",)),  # the run option, defined once
 ]
 
 

@@ -142,14 +142,38 @@ class FixMatchFamily(Method):
         """Update ``ctx.state`` from this batch's predictions; FixMatch keeps no state."""
 
     def pseudo_rule(self, step: Train) -> PseudoRule | None:
-        """For diagnostics: the online model's weak-view argmax, kept if >= tau.
+        """For diagnostics: the weak view's pseudo labels by this method's own rule.
 
-        A variant whose :meth:`pseudo_label` changes the labels (DARP's refinement, ACR's
-        adjustment) is scored by this plain rule unless it overrides this method.
+        FixMatch's rule (argmax, kept if >= tau) is the plain :class:`PseudoRule`; a variant
+        that overrides :meth:`pseudo_label` (DARP, ACR, DASO, SimPro, CReST+) is scored by
+        that override, through :meth:`diagnostic_labels`.
         """
         if step.unlabeled is None:
             return None
-        return PseudoRule(self.main_head, view="weak", threshold=self.cfg.threshold)
+        own = type(self).pseudo_label is not FixMatchFamily.pseudo_label
+        return PseudoRule(
+            self.main_head,
+            view="weak",
+            threshold=self.cfg.threshold,
+            labels=self.diagnostic_labels if own else None,
+        )
+
+    def diagnostic_labels(
+        self, feats: torch.Tensor, u_ids: torch.Tensor, ctx: StepContext
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`pseudo_label` on U's weak-view features as if they were one batch.
+
+        Returns hard labels (the argmax of soft targets) and the kept mask. The runner restores
+        ``ctx.state`` afterwards, so a rule that also updates state (DARP's bank) is safe.
+        """
+        logits = ctx.model.heads[self.main_head](feats)
+        fw = Forward(ctx.model, feats, logits, 0, len(feats), 0)
+        empty = feats.new_zeros((0,), dtype=torch.long)
+        batch = Batch(feats[:0], empty, empty, u={}, u_idx=u_ids, num_labeled=ctx.num_labeled)
+        probs = F.softmax(logits.float(), dim=1)
+        targets = self.pseudo_label(probs, fw, batch, ctx)
+        labels = targets.labels.argmax(1) if targets.labels.dim() == 2 else targets.labels
+        return labels, targets.mask > 0
 
     def epoch_end(self) -> Callable[[StepContext], None] | None:
         """A function to run after every epoch, or ``None`` (FixMatch)."""

@@ -39,7 +39,16 @@ import torch.nn.functional as F
 from ..config import in_range
 from ..registry import register_method
 from ..train.losses import fixmatch_mask
-from ..train.stages import Batch, Call, LabeledViews, Step, StepContext, Train, Unlabeled
+from ..train.stages import (
+    Batch,
+    Call,
+    LabeledViews,
+    PseudoRule,
+    Step,
+    StepContext,
+    Train,
+    Unlabeled,
+)
 from .fixmatch import DarpCodeConfig, FixMatchConfig
 from .fixmatch_core import FixMatchFamily, Forward, PseudoTargets
 
@@ -152,6 +161,20 @@ class FixMatchCossl(FixMatchFamily):
             probs = F.softmax(logits.float(), dim=1)
         labels, mask = fixmatch_mask(probs, self.cfg.threshold)
         return PseudoTargets(labels, mask, probs)
+
+    def pseudo_rule(self, step: Train) -> PseudoRule | None:
+        """For diagnostics, in co-learning: the TFE head on the EMA embedding's weak view."""
+        if step.name != "colearn":
+            return super().pseudo_rule(step)
+
+        def tfe_labels(feats: torch.Tensor, u_ids: torch.Tensor, ctx: StepContext):
+            probs = F.softmax(ctx.model.heads[TFE](feats).float(), dim=1)
+            labels, mask = fixmatch_mask(probs, self.cfg.threshold)
+            return labels, mask > 0
+
+        return PseudoRule(
+            TFE, ema=True, view="weak", threshold=self.cfg.threshold, labels=tfe_labels
+        )
 
     def extra(
         self, fw: Forward, targets: PseudoTargets, batch: Batch, ctx: StepContext

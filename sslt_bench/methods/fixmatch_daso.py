@@ -146,17 +146,22 @@ class FixMatchDaso(FixMatchFamily):
     def semantic(self, fw: Forward, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
         """Semantic probabilities of the weak view (no gradient) and logits of the strong view."""
         protos = queue_prototypes(ctx.state, QUEUE)
-        t = self.cfg.proto_temp
+        strong = semantic_logits(fw.strong(fw.feats)[0].float(), protos, self.cfg.proto_temp)
+        return self.semantic_probs(fw, ctx), strong
+
+    def semantic_probs(self, fw: Forward, ctx: StepContext) -> torch.Tensor:
+        """Softmax of the weak view's cosine similarities to the prototypes (no gradient)."""
+        protos = queue_prototypes(ctx.state, QUEUE)
         with torch.no_grad():
-            q = F.softmax(semantic_logits(fw.weak(fw.feats).float(), protos, t), dim=1)
-        return q, semantic_logits(fw.strong(fw.feats)[0].float(), protos, t)
+            logits = semantic_logits(fw.weak(fw.feats).float(), protos, self.cfg.proto_temp)
+            return F.softmax(logits, dim=1)
 
     def pseudo_label(
         self, probs: torch.Tensor, fw: Forward, batch: Batch, ctx: StepContext
     ) -> PseudoTargets:
         """After pre-training: the linear probabilities blended with the semantic ones."""
         if self.active(ctx):
-            q, _ = self.semantic(fw, ctx)
+            q = self.semantic_probs(fw, ctx)
             c = self.cfg
             if c.dist_aware:
                 dist = ctx.state.get(PL_DIST, torch.ones(ctx.num_classes, device=probs.device))

@@ -142,20 +142,16 @@ class Salsa(Method):
         x, y = rotate_batch(batch.u["weak"])
         return F.cross_entropy(ctx.model(x, "rotation"), y)
 
-    def _freeze(self, model: nn.Module) -> None:
-        # The runner enables grads of every trained parameter at a Train step's start; a
-        # parameter without a gradient is skipped by SGD (no update, no weight decay).
-        for p in frozen_params(model.embed, self.cfg.freeze_fraction):
-            p.requires_grad_(False)
+    def frozen(self, model: nn.Module) -> list[nn.Parameter]:
+        """The lower layers of f kept at their self-supervised weights (``Train.frozen``)."""
+        return frozen_params(model.embed, self.cfg.freeze_fraction)
 
     def refine_loss(self, batch: Batch, ctx: StepContext) -> torch.Tensor:
-        """Loop-1 supervised phase: CE on D with the lower layers frozen."""
-        self._freeze(ctx.model)
+        """Loop-1 supervised phase: CE on D (the lower layers frozen by the step)."""
         return F.cross_entropy(ctx.model(batch.x, "random"), batch.y)
 
     def semi_loss(self, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, Any]]:
         """Self-distillation on D ∪ U': KL(distill * one-hot + (1 - distill) * previous || p)."""
-        self._freeze(ctx.model)
         logits = ctx.model(batch.x, "random")
         prev = ctx.state["salsa_prev"]
         onehot = F.one_hot(batch.y, ctx.num_classes).float()
@@ -199,6 +195,7 @@ class Salsa(Method):
                 c.refine_epochs,
                 self.refine_loss,
                 params=("embed", "heads.random"),
+                frozen=self.frozen,
                 **{**self.train_kwargs(), "lr": c.refine_lr, "schedule": "constant"},
             ),
         ]
@@ -222,6 +219,7 @@ class Salsa(Method):
                     self.semi_loss,
                     params=("embed", "heads.random"),
                     pool="labeled+pseudo",
+                    frozen=self.frozen,
                     **{**kw, "lr": c.semi_lr},
                 ),
                 Evaluate(f"loop{k}/eval", "random"),

@@ -23,6 +23,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+from ..errors import UsageError
 from .table import _params_key, is_ok
 
 METRICS = ("overall", "few")
@@ -86,27 +87,62 @@ def init_status(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, bool]:
     return (f"same to {shared[-1].split(':', 1)[1]}" if shared else "same"), False
 
 
+def parse_selector(text: str) -> tuple[str, dict[str, str]]:
+    """``alternate[recipe=released,loops=5]`` -> (``alternate``, {recipe: released, loops: 5}).
+
+    A bare name selects every configuration of the method; ``key=value`` pairs keep the runs
+    whose method config has that value (compared as text, so ``True``/``5``/``0.1`` as stored).
+
+    Raises:
+        UsageError: a malformed selector (the message shows the expected form).
+    """
+    name, bracket, rest = text.partition("[")
+    if not bracket:
+        return text, {}
+    if not rest.endswith("]") or not name:
+        raise UsageError(f"bad method selector {text!r}; expected NAME or NAME[key=value,...]")
+    want = {}
+    for item in filter(None, rest[:-1].split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"bad method selector {text!r}; expected NAME[key=value,...]")
+        want[key.strip()] = value.strip()
+    return name, want
+
+
+def selected(rec: dict[str, Any], selector: str) -> bool:
+    """Whether ``rec`` is a run of the method (and configuration) ``selector`` names."""
+    name, want = parse_selector(selector)
+    config = rec.get("method_config") or {}
+    return rec["method"] == name and all(str(config.get(k)) == v for k, v in want.items())
+
+
 def pairs(
     records: list[dict[str, Any]], method: str, baseline: str
 ) -> dict[tuple, list[tuple[dict, dict]]]:
-    """(method run, baseline run) pairs with equal seed, grouped by setting and configs."""
-    by_seed: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
-    for rec in records:
-        if is_ok(rec) and rec["method"] in (method, baseline):
-            key = (*_setting(rec), rec["method"], rec.get("config_hash"))
-            by_seed[key][rec["method"]][rec["seed"]] = rec
-    out: dict[tuple, list[tuple[dict, dict]]] = {}
-    for key_a, runs_a in by_seed.items():
-        if key_a[-2] != method:
-            continue
-        for key_b, runs_b in by_seed.items():
-            if key_b[-2] != baseline or key_b[:-2] != key_a[:-2]:
+    """(method run, baseline run) pairs with equal seed, grouped by setting and configs.
+
+    ``method`` and ``baseline`` are names or selectors (:func:`parse_selector`); two
+    configurations of one method can be paired (``alternate[recipe=released]`` vs
+    ``alternate[recipe=paper]``), a run never with itself.
+    """
+
+    def groups(selector: str) -> dict[tuple, dict[int, dict]]:
+        out: dict[tuple, dict[int, dict]] = defaultdict(dict)
+        for rec in records:
+            if is_ok(rec) and selected(rec, selector):
+                out[(*_setting(rec), rec["method"], rec.get("config_hash"))][rec["seed"]] = rec
+        return out
+
+    found: dict[tuple, list[tuple[dict, dict]]] = {}
+    for key_a, a in groups(method).items():
+        for key_b, b in groups(baseline).items():
+            if key_b[:-2] != key_a[:-2] or key_a[-2:] == key_b[-2:]:
                 continue
-            a, b = runs_a[method], runs_b[baseline]
             seeds = sorted(set(a) & set(b))
             if seeds:
-                out[(*key_a, key_b[-1])] = [(a[s], b[s]) for s in seeds]
-    return dict(sorted(out.items(), key=lambda kv: str(kv[0])))
+                found[(*key_a, key_b[-1])] = [(a[s], b[s]) for s in seeds]
+    return dict(sorted(found.items(), key=lambda kv: str(kv[0])))
 
 
 def paired_markdown(records: list[dict[str, Any]], method: str, baseline: str) -> str:
@@ -201,7 +237,7 @@ def trajectory_markdown(
     parts = []
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for rec in records:
-        if is_ok(rec) and rec["method"] == method and rec["history"].get(history):
+        if is_ok(rec) and selected(rec, method) and rec["history"].get(history):
             groups[(*_setting(rec), rec.get("config_hash"))].append(rec)
     ordered = [recs for _key, recs in sorted(groups.items(), key=lambda kv: str(kv[0]))]
     for recs, differ in zip(ordered, _differences(ordered), strict=True):

@@ -1,9 +1,9 @@
 """The training and inference loops every method shares (the runner calls these).
 
-* :func:`train_epoch`: one epoch of a :class:`~sslt_bench.train.stages.Train` step.
+* :func:`train_epoch`: one epoch of a :class:`~sslt_bench.train.stages.Train` step, over
+  augmented images (:class:`Loader`) or over cached features (:class:`FeatureLoader`: a
+  :class:`~sslt_bench.train.stages.TrainHead` on features is an ordinary step of this loop).
 * :func:`predict`: logits-argmax (and features) of a head over items of a source.
-* :func:`train_head_on_features`: cached-feature classifier training for
-  :class:`~sslt_bench.train.stages.TrainHead`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data.augment import Augmenter, to_device
@@ -127,6 +126,41 @@ class Loader:
             [self.item_src[b] for b in batches], self.device, self.workers
         )
 
+    def view_generator(self, gen: torch.Generator, rank: int) -> torch.Generator:
+        """The epoch's augmentation RNG: seeded from ``gen``, independent per rank."""
+        seed = int(torch.randint(2**62, (1,), generator=gen))
+        return torch.Generator().manual_seed(seed + rank)
+
+
+class FeatureLoader:
+    """Cached features of a pool's items as a loader: batches of rows, no augmentation.
+
+    ``images`` takes the same item ids as :meth:`Loader.images` (positions in D then U) and
+    returns their feature rows; ``augmenter`` passes them through and no augmentation RNG is
+    drawn, so a head trained through :func:`train_epoch` on features consumes the run's
+    generator exactly as a plain loop over the features would.
+    """
+
+    def __init__(self, feats: torch.Tensor, item_ids: torch.Tensor, device: torch.device):
+        size = int(item_ids.max()) + 1 if len(item_ids) else 0
+        self.rows = torch.full((size,), -1, dtype=torch.long)
+        self.rows[item_ids] = torch.arange(len(item_ids))
+        self.feats, self.device = feats, device
+
+    def images(self, batches: list[np.ndarray]) -> Iterator[torch.Tensor]:
+        """The feature rows of each batch of item ids."""
+        for b in batches:
+            yield to_device(self.feats[self.rows[torch.as_tensor(b)]], self.device)
+
+    @staticmethod
+    def augmenter(x: torch.Tensor, view: str, gen: torch.Generator | None) -> torch.Tensor:
+        """Features are used as they are."""
+        return x
+
+    def view_generator(self, gen: torch.Generator, rank: int) -> None:
+        """No augmentation, so no RNG drawn."""
+        return None
+
 
 def labeled_view_batches(
     step: Train,
@@ -159,43 +193,42 @@ def amp_context(device: torch.device, amp: str) -> contextlib.AbstractContextMan
     return torch.autocast("cuda", dtype=dtype)
 
 
-def train_epoch(
+@dataclass
+class EpochPlan:
+    """The batches of one epoch: pool positions, U's item ids and labeled-view positions."""
+
+    batches: list[np.ndarray]
+    u_batches: list[np.ndarray]
+    lv_batches: list[np.ndarray]
+    total: int  # optimiser steps in the whole Train step
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches (optimiser steps) of this rank in the epoch."""
+        return len(self.batches)
+
+
+def plan_epoch(
     step: Train,
     ctx: StepContext,
-    loader: Loader,
-    pool_ids: torch.Tensor,
     pool_labels: torch.Tensor,
     unl_ids: torch.Tensor,
-    opt: torch.optim.Optimizer,
-    amp: str = "none",
-    scaler: torch.amp.GradScaler | None = None,
-    rank: int = 0,
-    world_size: int = 1,
-    progress=None,
+    shard: tuple[int, int] = (0, 1),
     min_steps: int = 0,
-    after_step: Callable[[int], None] | None = None,
-) -> dict[str, float]:
-    """Run one epoch; returns mean loss, images seen and the method's logged values.
+) -> EpochPlan:
+    """Draw one epoch's order (the step's sampler) and cut it into this rank's batches.
 
     An epoch is one pass over the pool, or ``step.steps_per_epoch`` batches if set; a pass
     shorter than ``min_steps`` batches (a data set's floor for tiny splits) cycles the
-    shuffled order up to ``min_steps``. ``after_step(ctx.step)`` runs after every optimiser
-    (and EMA) update; it must not touch the training state or RNGs (diagnostics).
+    shuffled order up to ``min_steps``. U's batches (``mu`` x batch each) cycle U.
     """
-    gen, device = ctx.generator, ctx.device
-    order = epoch_order(
-        pool_labels,
-        step.sampling,
-        gen,
-        ctx.num_classes,
-        epoch_draws(step, pool_labels, ctx.num_classes),
-    )
+    gen, (rank, world_size) = ctx.generator, shard
+    draws = epoch_draws(step, pool_labels, ctx.num_classes)
+    order = epoch_order(pool_labels, step.sampling, gen, ctx.num_classes, draws)
     num_batches = step.steps_per_epoch
     if num_batches is None and math.ceil(len(order) / step.batch_size) < min_steps:
         num_batches = min_steps
     batches = to_batches(order, step.batch_size, rank, world_size, num_batches)
-    steps_per_epoch = len(batches)
-    total = steps_per_epoch * step.epochs
     u_batches: list[np.ndarray] = []
     if step.unlabeled is not None:
         ub = step.unlabeled.mu * step.batch_size
@@ -205,65 +238,106 @@ def train_epoch(
             [unl_ids[torch.randperm(len(unl_ids), generator=gen)] for _ in range(max(reps, 1))]
         )[:need]
         u_batches = [b.numpy()[rank::world_size] for b in u_order.split(ub)]
-    lv = step.labeled_views
     lv_batches = labeled_view_batches(step, pool_labels, ctx, batches, rank, world_size)
-    aug_seed = int(torch.randint(2**62, (1,), generator=gen))
-    aug_gen = torch.Generator().manual_seed(aug_seed + rank)  # ranks: independent views
-    sums = EpochSums(device.type != "cuda", f"step {step.name!r}, epoch {ctx.epoch + 1}")
-    seen = 0
-    x_iter = loader.images([pool_ids[b].numpy() for b in batches])
-    u_iter = loader.images(u_batches) if u_batches else iter(())
-    second = lv is not None and lv.sampling != "same"
-    lv_iter = loader.images([pool_ids[b].numpy() for b in lv_batches]) if second else iter(())
-    for i, (b, xb) in enumerate(zip(batches, x_iter, strict=True)):
-        ctx.step = ctx.epoch * steps_per_epoch + i
-        lr = lr_at(step, ctx.step, total, steps_per_epoch)
-        for group in opt.param_groups:
+    return EpochPlan(batches, u_batches, lv_batches, len(batches) * step.epochs)
+
+
+@dataclass
+class Optimiser:
+    """An optimiser with its gradient scaler (fp16 autocast on CUDA) and the AMP mode."""
+
+    opt: torch.optim.Optimizer
+    amp: str = "none"
+    scaler: torch.amp.GradScaler | None = None
+
+    def set_lr(self, lr: float) -> None:
+        """Set every group's learning rate (the step's schedule, per optimiser step)."""
+        for group in self.opt.param_groups:
             group["lr"] = lr
-        ids = to_device(pool_ids[b], device)
+
+    def step(self, loss: torch.Tensor) -> None:
+        """Backward and one update."""
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.opt.step()
+
+
+def train_epoch(
+    step: Train,
+    ctx: StepContext,
+    loader: Loader | FeatureLoader,
+    pool: tuple[torch.Tensor, torch.Tensor],
+    unl_ids: torch.Tensor,
+    opt: Optimiser,
+    shard: tuple[int, int] = (0, 1),
+    min_steps: int = 0,
+    progress=None,
+    after_step: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """Run one epoch; returns mean loss, images seen and the method's logged values.
+
+    ``pool`` is the (item ids, labels) of the step's pool; ``shard`` this process's (rank,
+    world size); see :func:`plan_epoch` for what an epoch is. ``after_step(ctx.step)`` runs
+    after every optimiser (and EMA) update; it must not touch the training state or RNGs.
+    """
+    pool_ids, pool_labels = pool
+    plan = plan_epoch(step, ctx, pool_labels, unl_ids, shard, min_steps)
+    views = loader.view_generator(ctx.generator, shard[0])
+    sums = EpochSums(ctx.device.type != "cuda", f"step {step.name!r}, epoch {ctx.epoch + 1}")
+    seen, lv = 0, step.labeled_views
+    second = lv is not None and lv.sampling != "same"
+    x_iter = loader.images([pool_ids[b].numpy() for b in plan.batches])
+    u_iter = loader.images(plan.u_batches) if plan.u_batches else iter(())
+    lv_iter = loader.images([pool_ids[b].numpy() for b in plan.lv_batches]) if second else iter(())
+    for i, (b, xb) in enumerate(zip(plan.batches, x_iter, strict=True)):
+        ctx.step = ctx.epoch * plan.steps_per_epoch + i
+        opt.set_lr(lr_at(step, ctx.step, plan.total, plan.steps_per_epoch))
         batch = Batch(
-            x=loader.augmenter(xb, step.view, aug_gen),
-            y=to_device(pool_labels[b], device),
-            idx=ids,
+            x=loader.augmenter(xb, step.view, views),
+            y=to_device(pool_labels[b], ctx.device),
+            idx=to_device(pool_ids[b], ctx.device),
             num_labeled=ctx.num_labeled,
         )
-        if u_batches:
+        if plan.u_batches:
             ub_imgs = next(u_iter)
-            batch.u = {v: loader.augmenter(ub_imgs, v, aug_gen) for v in step.unlabeled.views}
-            batch.u_idx = to_device(torch.as_tensor(u_batches[i]), device)
+            batch.u = {v: loader.augmenter(ub_imgs, v, views) for v in step.unlabeled.views}
+            batch.u_idx = to_device(torch.as_tensor(plan.u_batches[i]), ctx.device)
+            seen += len(plan.u_batches[i]) * len(step.unlabeled.views)
         if lv is not None:
             imgs = next(lv_iter) if second else xb
-            batch.lx = {v: loader.augmenter(imgs, v, aug_gen) for v in lv.views}
-            batch.ly = to_device(pool_labels[lv_batches[i]], device)
-            seen += len(lv_batches[i]) * len(lv.views)
-        with amp_context(device, amp):
+            batch.lx = {v: loader.augmenter(imgs, v, views) for v in lv.views}
+            batch.ly = to_device(pool_labels[plan.lv_batches[i]], ctx.device)
+            seen += len(plan.lv_batches[i]) * len(lv.views)
+        with amp_context(ctx.device, opt.amp):
             out = step.loss(batch, ctx)
         loss, logs = out if isinstance(out, tuple) else (out, {})
         if sums.sync and not torch.isfinite(loss):  # CUDA: checked in sums.means()
             sums.add(i, loss, logs)
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
+        opt.step(loss)
         if ctx.ema is not None and step.ema_decay is not None:
             ema_update(ctx.ema, ctx.model, ema_decay_at(step, ctx))
         if after_step is not None:
             after_step(ctx.step)
         sums.add(i, loss, logs)
-        seen += len(b) + (len(u_batches[i]) * len(step.unlabeled.views) if u_batches else 0)
-        running = sums.running_loss(i + 1)
-        if progress is not None and running is not None:
-            progress.set_postfix(loss=f"{running:.3f}", refresh=False)
-    out = sums.means(len(batches))
-    if progress is not None and not sums.sync:
-        progress.set_postfix(loss=f"{out['loss']:.3f}", refresh=False)
+        seen += len(b)
+        _show_loss(progress, sums.running_loss(i + 1))
+    out = sums.means(len(plan.batches))
+    if not sums.sync:
+        _show_loss(progress, out["loss"])
     out["images"] = float(seen)
-    out["lr"] = lr_at(step, ctx.step, total, steps_per_epoch) if batches else step.lr
+    last = lr_at(step, ctx.step, plan.total, plan.steps_per_epoch)
+    out["lr"] = last if plan.batches else step.lr
     return out
+
+
+def _show_loss(progress, loss: float | None) -> None:
+    if progress is not None and loss is not None:
+        progress.set_postfix(loss=f"{loss:.3f}", refresh=False)
 
 
 @torch.no_grad()
@@ -321,48 +395,3 @@ def confidences(model: nn.Module, head: str, feats: torch.Tensor) -> torch.Tenso
     )
     model.train(was)
     return out.float().cpu()
-
-
-def train_head_on_features(
-    step: TrainHead,
-    model: nn.Module,
-    feats: torch.Tensor,
-    labels: torch.Tensor,
-    gen: torch.Generator,
-    num_classes: int,
-) -> float:
-    """Train ``model.heads[step.head]`` on fixed features; returns the last epoch's mean loss."""
-    head = model.heads[step.head]
-    head.train()
-    params = list(head.parameters())
-    for p in params:  # a kept (not reset) head may be frozen by a previous Train step
-        p.requires_grad_(True)
-    opt = torch.optim.SGD(
-        params, lr=step.lr, momentum=step.momentum, weight_decay=step.weight_decay
-    )
-    last = float("nan")
-    steps_per_epoch = None
-    for epoch in range(step.epochs):
-        order = epoch_order(
-            labels, step.sampling, gen, num_classes, epoch_draws(step, labels, num_classes)
-        )
-        batches = to_batches(order, step.batch_size)
-        steps_per_epoch = len(batches)
-        total_loss = 0.0
-        for i, b in enumerate(batches):
-            it = epoch * steps_per_epoch + i
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, it, steps_per_epoch * step.epochs, steps_per_epoch)
-            idx = torch.as_tensor(b, device=feats.device)
-            loss = F.cross_entropy(head(feats[idx]), labels.to(feats.device)[idx])
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(
-                    f"non-finite loss {loss.item()} in step {step.name!r}, "
-                    f"epoch {epoch + 1}, batch {i + 1}"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total_loss += float(loss.detach())
-        last = total_loss / max(len(batches), 1)
-    return last

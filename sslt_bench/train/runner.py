@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import random
 import time
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ import click
 import numpy as np
 import torch
 
-from .. import __version__
 from ..config import (
     build_config,
     check_batch_size,
@@ -42,43 +40,17 @@ from ..methods.base import DataInfo, Method
 from ..models import build_model
 from ..models.wrapper import use_channels_last
 from ..registry import DATASETS, METHODS, MODELS
-from ..results.records import RECORD_VERSION, check_writable, git_revision, write_record
+from ..results.records import check_writable, write_record
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .diagnostics import DiagnosticSettings
-from .diagnostics import record_fields as diagnostic_fields
 from .distributed import Dist
 from .ema import make_ema
 from .engine import Loader, NonFiniteLoss, embed_items
 from .run_identity import data_content_key, run_lock, split_mismatch
+from .run_record import make_record
+from .run_spec import RunSpec
 from .session import Session, note_weights, plan_digests, weights_hash
 from .stages import StepContext
-
-
-@dataclass
-class RunSpec:
-    """Everything that defines a run (what the CLI's ``run`` options fill in)."""
-
-    method: str = "erm"
-    dataset: str = "digits-sslt"
-    seed: int = 0
-    split_seed: int = 0
-    profile: str = "quick"
-    overrides: tuple[str, ...] = ()
-    device: str = "auto"
-    out: Path = Path("results")
-    data_root: str | None = None
-    split_file: str | None = None
-    fresh: bool = False
-    progress: bool = True
-    workers: int = 0
-    amp: str = "auto"
-    channels_last: bool | None = None
-    compile: bool = False
-    eval_every: int = 0
-    deterministic: bool = False
-    diag_every_steps: int = 0
-    diag_subsample: int = 0
-    trajectory_every: int = 1
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,6 +79,27 @@ def _describe_step(step: Any) -> str:
 
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class _RunFiles:
+    """Where one run's record, checkpoint and lock live, and the identity checked on resume."""
+
+    out: Path
+    run_id: str
+    identity: dict[str, Any]
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / "checkpoints" / f"{self.run_id}.pt"
+
+    @property
+    def record(self) -> Path:
+        return self.out / "records" / f"{self.run_id}.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.out / "locks" / f"{self.run_id}.lock"
 
 
 class Runner:
@@ -206,10 +199,9 @@ class Runner:
     # -- execution ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Execute the run and write its result record; returns the record."""
-        spec, t0 = self.spec, time.time()
+        t0 = time.time()
         self.dist = dist = Dist.from_env(self.device)  # torchrun ranks: see distributed.py
         self.device = dist.device(self.device)
-        embed = dist.sharded(embed_items)
         data = self._load_data()
         split = data.split
         check_batch_size(
@@ -217,23 +209,71 @@ class Runner:
             len(split.labeled_idx) + len(split.unlabeled_idx),
             getattr(self.data_params, "min_steps_per_epoch", 0),
         )
-        backbone = self.backbone
         identity = {
-            "method": spec.method,
-            "dataset": spec.dataset,
+            "method": self.spec.method,
+            "dataset": self.spec.dataset,
             "split_hash": split.hash,
             "data": data_content_key(data),
             "config": self.config_digest(),
-            "seed": spec.seed,
+            "seed": self.spec.seed,
         }
-        run_id = f"{self.run_prefix()}{_digest(identity)}"
-        out = Path(spec.out)
-        ckpt_path = out / "checkpoints" / f"{run_id}.pt"
-        record_path = out / "records" / f"{run_id}.json"
-        lock = run_lock(out / "locks" / f"{run_id}.lock") if dist.is_main else None
+        run = _RunFiles(Path(self.spec.out), f"{self.run_prefix()}{_digest(identity)}", identity)
+        lock = run_lock(run.lock) if dist.is_main else None
+        try:
+            return self._execute(data, run, t0)
+        finally:
+            if lock is not None:
+                lock.close()
 
+    def _execute(self, data: SSLTData, run: _RunFiles, t0: float) -> dict[str, Any]:
+        """Build, restore, run the plan step by step, evaluate and write the record."""
+        spec, dist = self.spec, self.dist
         self._seed_all(spec.seed)
         gen = torch.Generator().manual_seed(spec.seed)
+        method, ctx, loader = self._build(data, gen)
+        model, plan = ctx.model, method.plan()
+        digests = plan_digests(plan)
+        history: dict[str, list] = {"epochs": [], "evals": [], "pseudo_labels": []}
+        progress = {"step": 0, "epoch": 0, "train_time": 0.0, "images": 0.0}
+        opt_state, resumed = None, None
+        payload = None if spec.fresh else load_checkpoint(run.checkpoint, run.identity)
+        if payload is not None:
+            history, progress, opt_state = self._restore(payload, model, ctx, gen, run.checkpoint)
+            resumed = dict(progress)
+            if dist.is_main:
+                self._say_resumed(progress, plan, run.checkpoint, run.record)
+        session = self._session(data, method, ctx, loader, history, progress, opt_state, run, gen)
+        try:
+            for si, step in enumerate(plan):
+                if si < progress["step"]:
+                    continue
+                if spec.progress and dist.is_main:
+                    click.echo(f"stage {si + 1} of {len(plan)}: {_describe_step(step)}", err=True)
+                session.run_step(step)
+                note_weights(history, step, digests[si], model)
+                progress["step"], progress["epoch"] = si + 1, 0
+                session.checkpoint(None)
+        except NonFiniteLoss as exc:
+            error = f"{spec.method}: {exc}"
+            record = make_record(self, data, run, history, progress, t0, None, error=error)
+            if dist.is_main:
+                write_record(run.record, record)
+            raise UsageError(f"run failed: {error}; record marked failed at {run.record}") from None
+        metrics = session.evaluate(method.eval_head, method.eval_ema)
+        record = make_record(self, data, run, history, progress, t0, metrics, resumed=resumed)
+        record.update(dist.record_fields())
+        if dist.is_main:
+            record = write_record(run.record, record)
+        record["_path"] = str(run.record)
+        return record
+
+    def _build(self, data: SSLTData, gen: torch.Generator) -> tuple[Method, StepContext, Loader]:
+        """The method, its model (on the device; its ``init_hash`` noted) and the step context.
+
+        The order of construction is part of a run's identity: the model's initial weights
+        come from the global seed right after the method is built.
+        """
+        split, spec = data.split, self.spec
         counts = split.labeled_counts
         info = DataInfo(
             split.num_classes,
@@ -245,23 +285,21 @@ class Runner:
         )
         method = self.method_cls(self.cfg, info)
         model = build_model(
-            backbone,
+            self.backbone,
             data.channels,
             data.image_size,
             split.num_classes,
             method.heads,
             method.extra_heads,
         ).to(self.device)
-        cuda = self.device.type == "cuda"
         channels_last = spec.channels_last
         if channels_last is None:  # the measured default of this device and backbone
-            channels_last = use_channels_last(self.device, backbone)
+            channels_last = use_channels_last(self.device, self.backbone)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         if spec.compile:  # in place: state_dict keys (checkpoints) stay the same
             model.embed.compile()
         self.init_hash = weights_hash(model)  # before any step (same on resume: same seed)
-        amp = ("bf16" if cuda else "none") if spec.amp == "auto" else spec.amp
         ctx = StepContext(
             model=model,
             ema=None,
@@ -283,28 +321,20 @@ class Runner:
             out_size=data.crop_size,
         )
         item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
-        loader = Loader(data.train, item_src, augmenter, self.device, spec.workers)
-        history: dict[str, list] = {"epochs": [], "evals": [], "pseudo_labels": []}
-        progress = {"step": 0, "epoch": 0, "train_time": 0.0, "images": 0.0}
-        opt_state = None
-        plan = method.plan()
-        digests = plan_digests(plan)
-        resumed = None
-        payload = None if spec.fresh else load_checkpoint(ckpt_path, identity)
-        if payload is not None:
-            history, progress, opt_state = self._restore(payload, model, ctx, gen, ckpt_path)
-            resumed = dict(progress)
-            if dist.is_main:
-                self._say_resumed(progress, plan, ckpt_path, record_path)
+        return method, ctx, Loader(data.train, item_src, augmenter, self.device, spec.workers)
+
+    def _session(self, data, method, ctx, loader, history, progress, opt_state, run, gen):
+        """The session that executes the plan, with a checkpoint callback for its epochs."""
+        dist = self.dist
 
         def checkpoint(opt: torch.optim.Optimizer | None) -> None:
             if not dist.is_main:
                 return
             save_checkpoint(
-                ckpt_path,
+                run.checkpoint,
                 {
-                    "identity": identity,
-                    "model": model.state_dict(),
+                    "identity": run.identity,
+                    "model": ctx.model.state_dict(),
                     "ema": ctx.ema.state_dict() if ctx.ema is not None else None,
                     "state": {k: v.cpu() for k, v in ctx.state.items()},
                     "optimizer": opt.state_dict() if opt is not None else None,
@@ -314,20 +344,25 @@ class Runner:
                 },
             )
 
-        session = Session(
-            name=spec.method,
+        amp = (
+            ("bf16" if self.device.type == "cuda" else "none")
+            if self.spec.amp == "auto"
+            else self.spec.amp
+        )
+        return Session(
+            name=self.spec.method,
             ctx=ctx,
             data=data,
-            split=split,
+            split=data.split,
             method=method,
             loader=loader,
-            augmenter=augmenter,
-            embed=embed,
+            augmenter=loader.augmenter,
+            embed=dist.sharded(embed_items),
             dist=dist,
             amp=amp,
-            workers=spec.workers,
-            show_progress=spec.progress,
-            eval_every=spec.eval_every,
+            workers=self.spec.workers,
+            show_progress=self.spec.progress,
+            eval_every=self.spec.eval_every,
             min_steps=getattr(self.data_params, "min_steps_per_epoch", 0),
             history=history,
             progress=progress,
@@ -335,48 +370,6 @@ class Runner:
             opt_state=opt_state,
             diag=self.diag_settings(),
         )
-        try:
-            for si, step in enumerate(plan):
-                if si < progress["step"]:
-                    continue
-                if spec.progress and dist.is_main:
-                    click.echo(f"stage {si + 1} of {len(plan)}: {_describe_step(step)}", err=True)
-                session.run_step(step)
-                note_weights(history, step, digests[si], model)
-                progress["step"], progress["epoch"] = si + 1, 0
-                checkpoint(None)
-        except NonFiniteLoss as exc:
-            record = self._record(
-                data,
-                backbone,
-                identity,
-                run_id,
-                history,
-                progress,
-                t0,
-                None,
-                status="failed",
-                error=f"{spec.method}: {exc}",
-            )
-            if dist.is_main:
-                write_record(record_path, record)
-            if lock is not None:
-                lock.close()
-            raise UsageError(
-                f"run failed: {spec.method}: {exc}; record marked failed at {record_path}"
-            ) from None
-
-        metrics = session.evaluate(method.eval_head, method.eval_ema)
-        record = self._record(
-            data, backbone, identity, run_id, history, progress, t0, metrics, resumed=resumed
-        )
-        record.update(dist.record_fields())
-        if dist.is_main:
-            record = write_record(record_path, record)
-        if lock is not None:
-            lock.close()
-        record["_path"] = str(record_path)
-        return record
 
     def diag_settings(self) -> DiagnosticSettings:
         """Pseudo-label diagnostics and test-trajectory settings (none changes training)."""
@@ -439,64 +432,3 @@ class Runner:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
-
-    def _record(
-        self,
-        data,
-        backbone,
-        identity,
-        run_id,
-        history,
-        progress,
-        t0,
-        metrics,
-        status: str = "ok",
-        error: str | None = None,
-        resumed=None,
-    ) -> dict[str, Any]:
-        spec, split = self.spec, data.split
-        weights = history.get("weights", {})
-        return {
-            "kind": "sslt-bench-result",
-            "version": RECORD_VERSION,
-            "status": status,
-            "error": error,
-            "run_id": run_id,
-            "method": spec.method,
-            "dataset": spec.dataset,
-            "profile": spec.profile,
-            "seed": spec.seed,
-            "split_seed": self.split_seed,
-            "backbone": backbone,
-            "method_config": to_dict(self.cfg),
-            "data_params": to_dict(self.data_params),
-            "overrides": list(spec.overrides),
-            "split_hash": split.hash,
-            "split": split.summary(),
-            "config_hash": identity["config"],
-            "data_key": identity["data"],
-            "metrics": metrics,
-            "init_hash": self.init_hash,
-            "init_hashes": {"init": self.init_hash, **{k: v[0] for k, v in weights.items()}},
-            "init_plans": {k: v[1] for k, v in weights.items()},
-            "history": {k: v for k, v in history.items() if k not in ("weights", "u_diagnostics")},
-            **diagnostic_fields(history, self.diag_settings()),
-            "wall_time_s": round(time.time() - t0, 3),
-            "train_time_s": round(progress["train_time"], 3),
-            "diagnostics_time_s": round(progress.get("diag_time", 0.0), 3),
-            "train_images": progress["images"],
-            "train_images_per_s": round(progress["images"] / max(progress["train_time"], 1e-9), 1),
-            "resumed_from": resumed,
-            "device": str(self.device),
-            "device_name": torch.cuda.get_device_name()
-            if self.device.type == "cuda"
-            else platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(),
-            "deterministic": spec.deterministic,
-            "torch": torch.__version__,
-            "sslt_bench": __version__,
-            "git": git_revision(),
-            "host": platform.node(),
-            "python": platform.python_version(),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }

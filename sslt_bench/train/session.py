@@ -3,12 +3,14 @@
 :class:`~sslt_bench.train.runner.Runner` resolves a run, loads or resumes it and writes its record;
 a :class:`Session` holds what the steps share while the plan executes (model and method
 state in ``ctx``, data and split, the loader, history, progress, the checkpoint callback) and
-runs each :mod:`~sslt_bench.train.stages` step: SGD epochs for :class:`Train`, cached-feature head
-training for :class:`TrainHead` (or, with ``features="augmented"``, a :class:`Train` of the
-head on augmented images through the frozen embedding), pseudo-labelling with per-split
-accuracy from U's hidden labels, diagnostic evaluations and method calls. Checkpoints are
-written after every epoch of a :class:`Train` step (by this module) and after every step (by
-the runner).
+runs each :mod:`~sslt_bench.train.stages` step. There is one training loop:
+:class:`Train` steps run SGD epochs of :func:`~sslt_bench.train.engine.train_epoch`, and a
+:class:`TrainHead` is turned into a :class:`Train` of the head alone, over augmented images
+through the frozen embedding (``features="augmented"``, :func:`head_as_train`) or over cached
+features (:func:`head_on_features` with a :class:`~sslt_bench.train.engine.FeatureLoader`).
+Pseudo-labelling (with per-split accuracy from U's hidden labels), diagnostic evaluations and
+method calls are the other steps. Checkpoints are written after every training epoch (by
+this module) and after every step (by the runner).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..data.augment import Augmenter
 from ..data.source import ImageSource, SSLTData
@@ -33,10 +36,9 @@ from . import session_diag
 from .diagnostics import DiagnosticSettings
 from .distributed import Dist
 from .ema import make_ema
-from .engine import Loader, confidences, predict, train_epoch
-from .engine import train_head_on_features as train_head
+from .engine import FeatureLoader, Loader, Optimiser, confidences, predict, train_epoch
 from .metrics import accuracy_report
-from .stages import Call, Evaluate, PseudoLabel, Step, StepContext, Train, TrainHead
+from .stages import Batch, Call, Evaluate, PseudoLabel, Step, StepContext, Train, TrainHead
 
 
 @dataclass
@@ -122,18 +124,14 @@ class Session:
             step.fn(self.ctx)
 
     def _train_head(self, step: TrainHead) -> None:
-        ctx, split = self.ctx, self.split
-        model = ctx.model
+        """A head on augmented images, or on cached features: a Train step either way."""
         if step.features == "augmented":
             self._train(head_as_train(step))
             return
-        pool_ids, labels = pool_of(step.pool, split, ctx)
-        feats = self.features(model, self.data.train, self.loader.item_src[pool_ids.numpy()])
-        if step.reset:
-            model.reset_head(step.head, ctx.generator)
-        loss = train_head(step, model, feats, labels, ctx.generator, split.num_classes)
-        self.dist.sync_modules(model.heads[step.head])
-        self.history["epochs"].append({"step": step.name, "epoch": step.epochs, "loss": loss})
+        ctx = self.ctx
+        pool_ids, _ = pool_of(step.pool, self.split, ctx)
+        feats = self.features(ctx.model, self.data.train, self.loader.item_src[pool_ids.numpy()])
+        self._train(head_on_features(step), FeatureLoader(feats, pool_ids, ctx.device))
 
     def _pseudo_label(self, step: PseudoLabel) -> None:
         ctx, split = self.ctx, self.split
@@ -164,15 +162,57 @@ class Session:
         pos = session_diag.u_positions(self)
         session_diag.score_u(self, step.name, None, pseudo[pos].numpy(), None, "pseudo-label")
 
-    def _train(self, step: Train) -> None:
+    def _train(self, step: Train, features: FeatureLoader | None = None) -> None:
+        """SGD epochs of ``step`` from the resume position; a checkpoint after each.
+
+        With ``features`` (a head on cached features) every rank trains the same head on all
+        of them, and the epochs count neither towards training time and images nor towards
+        pseudo-label diagnostics (they see no images).
+        """
         ctx, progress, dist = self.ctx, self.progress, self.dist
         model = ctx.model
         for name in step.reset_heads if progress["epoch"] == 0 else ():
             model.reset_head(name, ctx.generator)
         if step.ema_decay is not None and ctx.ema is None:
             ctx.ema = make_ema(model)
+        opt = self._optimiser(step)
+        pool = pool_of(step.pool, self.split, ctx)
+        unl_ids = torch.arange(
+            0 if step.unlabeled and step.unlabeled.include_labeled else ctx.num_labeled,
+            ctx.num_labeled + ctx.num_unlabeled,
+        )
+        bar = self._bar(step, progress["epoch"])
+        local = features is not None
+        run_step = step if local else dist.wrap_step(step, model)
+        options = {
+            "shard": (0, 1) if local else (dist.rank, dist.world_size),
+            "min_steps": 0 if local else self.min_steps,
+            "progress": bar,
+            "after_step": None if local else session_diag.step_hook(self, step),
+        }
+        for epoch in range(progress["epoch"], step.epochs):
+            ctx.epoch, ctx.epochs = epoch, step.epochs
+            model.train()
+            if "embed" not in step.params and step.embed_bn == "eval":
+                model.embed.eval()
+            t, self.diag_time = time.time(), 0.0
+            before = dist.snapshot(ctx.state)
+            loader = features or self.loader
+            stats = train_epoch(run_step, ctx, loader, pool, unl_ids, opt, **options)
+            dist.sync_state(ctx.state, before)
+            dist.sync_modules(model, ctx.ema)
+            self._end_epoch(step, epoch, dist.reduce_stats(stats), time.time() - t, local)
+            if bar is not None:
+                bar.update(1)
+            self.checkpoint(opt.opt)
+        if bar is not None:
+            bar.close()
+
+    def _optimiser(self, step: Train) -> Optimiser:
+        """SGD over the step's parameters (others frozen), restoring a resumed state."""
+        model = self.ctx.model
         opt = torch.optim.SGD(
-            decay_groups(model, params_of(model, step.params), step.no_decay),
+            decay_groups(model, trained_params(model, step), step.no_decay),
             lr=step.lr,
             momentum=step.momentum,
             weight_decay=step.weight_decay,
@@ -181,60 +221,28 @@ class Session:
         if self.opt_state is not None:
             opt.load_state_dict(self.opt_state)
         scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
-        pool_ids, labels = pool_of(step.pool, self.split, ctx)
-        unl_ids = torch.arange(
-            0 if step.unlabeled and step.unlabeled.include_labeled else ctx.num_labeled,
-            ctx.num_labeled + ctx.num_unlabeled,
-        )
-        bar = self._bar(step, progress["epoch"])
-        run_step = dist.wrap_step(step, model)
-        after = session_diag.step_hook(self, step)
-        for epoch in range(progress["epoch"], step.epochs):
-            ctx.epoch, ctx.epochs = epoch, step.epochs
-            model.train()
-            if "embed" not in step.params and step.embed_bn == "eval":
-                model.embed.eval()
-            t, self.diag_time = time.time(), 0.0
-            before = dist.snapshot(ctx.state)
-            stats = train_epoch(
-                run_step,
-                ctx,
-                self.loader,
-                pool_ids,
-                labels,
-                unl_ids,
-                opt,
-                self.amp,
-                scaler,
-                rank=dist.rank,
-                world_size=dist.world_size,
-                progress=bar,
-                min_steps=self.min_steps,
-                after_step=after,
-            )
-            dist.sync_state(ctx.state, before)
-            dist.sync_modules(model, ctx.ema)
-            stats = dist.reduce_stats(stats)
-            if step.on_epoch_end is not None:
-                step.on_epoch_end(ctx)
-            progress["train_time"] += time.time() - t - self.diag_time
-            progress["images"] += stats.pop("images")
+        return Optimiser(opt, self.amp, scaler)
+
+    def _end_epoch(self, step: Train, epoch: int, stats: dict, seconds: float, local: bool) -> None:
+        """Method hook, timing, diagnostics, learning-curve evaluation and the epoch's log."""
+        ctx, progress = self.ctx, self.progress
+        if step.on_epoch_end is not None:
+            step.on_epoch_end(ctx)
+        images = stats.pop("images")
+        if not local:
+            progress["train_time"] += seconds - self.diag_time
+            progress["images"] += images
             if not self.diag.every_steps:
                 self._diagnose(step, epoch + 1, None)
             self._trajectory(step, epoch)
-            entry = {"step": step.name, "epoch": epoch + 1, **stats}
-            every = self.eval_every
-            if every and ((epoch + 1) % every == 0 or epoch + 1 == step.epochs):
-                head = "random" if "random" in model.heads else self.method.eval_head
-                report = self.evaluate(head, False)
-                entry["test"] = {k: v for k, v in report.items() if k != "per_class"}
-            self.history["epochs"].append(entry)
-            progress["epoch"] = epoch + 1
-            if bar is not None:
-                bar.update(1)
-            self.checkpoint(opt)
-        if bar is not None:
-            bar.close()
+        entry = {"step": step.name, "epoch": epoch + 1, **stats}
+        every = self.eval_every
+        if not local and every and ((epoch + 1) % every == 0 or epoch + 1 == step.epochs):
+            head = "random" if "random" in ctx.model.heads else self.method.eval_head
+            report = self.evaluate(head, False)
+            entry["test"] = {k: v for k, v in report.items() if k != "per_class"}
+        self.history["epochs"].append(entry)
+        progress["epoch"] = epoch + 1
 
     # -- diagnostics (session_diag.py; U's hidden labels live here and in the runner only) -----
     def _diagnose(self, step: Train, epoch: int, opt_step: int | None) -> None:
@@ -284,6 +292,22 @@ def head_as_train(step: TrainHead) -> Train:
     )
 
 
+def head_on_features(step: TrainHead) -> Train:
+    """A :class:`TrainHead` on cached features as the :class:`Train` step that runs it.
+
+    The same step as :func:`head_as_train` but its loss applies only the head: the batches
+    are feature rows (:class:`~sslt_bench.train.engine.FeatureLoader`), not images.
+    """
+    return dataclasses.replace(
+        head_as_train(step), loss=functools.partial(head_ce_loss, head=step.head)
+    )
+
+
+def head_ce_loss(batch: Batch, ctx: StepContext, head: str) -> torch.Tensor:
+    """Cross-entropy of ``head`` applied to a batch of features."""
+    return F.cross_entropy(ctx.model.heads[head](batch.x), batch.y)
+
+
 def weights_hash(module: torch.nn.Module) -> str:
     """SHA-256 (16 hex digits) of a module's state_dict: names, dtypes, shapes and bytes.
 
@@ -309,12 +333,23 @@ def _describe(value: Any) -> Any:
         name = getattr(value, "__qualname__", type(value).__name__)
         return {"fn": name, "cfg": _describe(cfg)} if cfg is not None else {"fn": name}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _describe(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: _describe(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (
+                f.metadata.get("digest") == "omit_default" and getattr(value, f.name) == f.default
+            )
+        }
     if isinstance(value, dict):
         return {str(k): _describe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_describe(v) for v in value]
     return value
+
+
+def _omitted(f: dataclasses.Field, value: Any) -> bool:
+    """A field left out of the digest: marked ``OMIT_DEFAULT`` and at its default."""
+    return f.metadata.get("digest") == "omit_default" and value == f.default
 
 
 def plan_digests(plan: list[Step]) -> list[str]:
@@ -353,6 +388,18 @@ def params_of(model: torch.nn.Module, names: tuple[str, ...]) -> list[torch.nn.P
     for p in chosen:
         p.requires_grad_(True)
     return chosen
+
+
+def trained_params(model: torch.nn.Module, step: Train) -> list[torch.nn.Parameter]:
+    """The parameters ``step`` trains: its ``params`` less its ``frozen`` ones (no gradient)."""
+    params = params_of(model, step.params)
+    if step.frozen is None:
+        return params
+    fixed = {id(p) for p in step.frozen(model)}
+    for p in params:
+        if id(p) in fixed:
+            p.requires_grad_(False)
+    return [p for p in params if id(p) not in fixed]
 
 
 _NORMS = (

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from .diagnostics import kept_modes, preserved_rng, pseudo_label_metrics, subsample_positions
 from .engine import confidences, predict
@@ -70,10 +71,26 @@ def rule_labels(s: Session, rule: PseudoRule) -> tuple[np.ndarray, np.ndarray]:
         view=rule.view,
         seed=seed,
     )
+    if rule.labels is not None:
+        return _own_rule(s, rule, feats)
     labels = predict(net, rule.head, feats).numpy()
     if rule.threshold is None:
         return labels, np.ones(len(labels), dtype=bool)
     return labels, confidences(net, rule.head, feats).numpy() >= rule.threshold
+
+
+def _own_rule(s: Session, rule: PseudoRule, feats: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """A method's own labelling rule on U's features; ``ctx.state`` is restored after it."""
+    ctx = s.ctx
+    ids = torch.as_tensor(ctx.num_labeled + u_positions(s), device=ctx.device)
+    saved = {k: v.clone() for k, v in ctx.state.items()}
+    try:
+        with torch.no_grad():
+            labels, kept = rule.labels(feats.to(ctx.device), ids, ctx)
+    finally:
+        ctx.state.clear()
+        ctx.state.update(saved)
+    return labels.cpu().numpy(), kept.bool().cpu().numpy()
 
 
 def score_u(s: Session, name, epoch, labels, rule, source, opt_step=None) -> None:

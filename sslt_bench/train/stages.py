@@ -22,6 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
+from torch import nn
+
+#: Field metadata: a field added after records existed is left out of the plan digest (see
+#: ``session.plan_digests``) while it has its default, so older records' digests stay valid.
+OMIT_DEFAULT = {"digest": "omit_default"}
 
 Pool = Literal["labeled", "labeled+pseudo"]
 #: Draws per epoch: ``pool`` = the pool's size; ``balanced`` = its largest class times the
@@ -89,7 +94,9 @@ class Train:
     ``ema_decay``: keep an EMA of the model with this constant decay or :class:`EmaDecay`
     schedule. ``no_decay``: parameters without weight decay, ``bias`` (every ``*.bias``) and/or
     ``norm`` (every parameter of a normalisation layer), as FixMatch's reference code
-    (kekmodel/FixMatch-pytorch: names containing ``bias`` or ``bn``).
+    (kekmodel/FixMatch-pytorch: names containing ``bias`` or ``bn``). ``frozen``: a function of
+    the model giving parameters of ``params`` the step keeps fixed (no gradient, not in the
+    optimiser), e.g. SALSA's lower layers; the runner applies it, never the loss.
     """
 
     name: str
@@ -117,6 +124,9 @@ class Train:
     on_epoch_end: Callable[[StepContext], None] | None = None
     embed_bn: Literal["eval", "train"] = "eval"
     epoch_size: EpochSize = "pool"
+    frozen: Callable[[nn.Module], list[nn.Parameter]] | None = field(
+        default=None, metadata=OMIT_DEFAULT
+    )
 
 
 @dataclass
@@ -172,6 +182,10 @@ class PseudoLabel:
     scores: str | None = None
 
 
+#: A method's own pseudo-labelling rule for diagnostics: (features, item ids, ctx) -> labels, kept.
+OwnRule = Callable[[torch.Tensor, torch.Tensor, "StepContext"], tuple[torch.Tensor, torch.Tensor]]
+
+
 @dataclass
 class PseudoRule:
     """How a method pseudo-labels U right now, for the runner's diagnostics only.
@@ -187,12 +201,21 @@ class PseudoRule:
         view: ``none`` (un-augmented) or an augmented view (e.g. ``weak``), drawn from the
             diagnostics' own seed.
         threshold: keep labels whose max softmax probability is >= this; ``None`` = keep all.
+        labels: the method's own rule, when it is more than argmax and threshold (DARP's
+            refinement, ACR's and SimPro's adjusted logits, DASO's blend, CReST+'s alignment):
+            ``(features [N, d] of U's items under the rule's view, their item ids [N], ctx)
+            -> (labels [N], kept [N] bool)``. The runner restores ``ctx.state`` after it, so
+            the method's training code can serve as its own rule.
     """
 
     head: str = "random"
     ema: bool = False
     view: str = "none"
     threshold: float | None = None
+    labels: (
+        Callable[[torch.Tensor, torch.Tensor, StepContext], tuple[torch.Tensor, torch.Tensor]]
+        | None
+    ) = None
 
 
 @dataclass

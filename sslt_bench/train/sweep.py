@@ -34,7 +34,8 @@ from typing import Any
 
 from ..errors import UsageError
 from ..registry import DATASETS, METHODS
-from .runner import Runner, RunSpec
+from .run_spec import RunSpec, spec_argv
+from .runner import Runner
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -114,31 +115,9 @@ def expand(methods: str, datasets: str, seeds: str, base: RunSpec) -> list[Plann
                 label = f"{d}__{m}__{spec.profile}__seed{s}"
                 run = PlannedRun(spec, label, existing=find_record(runner))
                 run.log = Path(spec.out) / "logs" / f"{label}.log"
-                run.argv = run_argv(spec)
+                run.argv = spec_argv(spec)
                 runs.append(run)
     return runs
-
-
-def run_argv(spec: RunSpec) -> list[str]:
-    """The ``sslt-bench run`` arguments that reproduce ``spec``."""
-    argv = [
-        "run",
-        "--method", spec.method,
-        "--dataset", spec.dataset,
-        "--seed", str(spec.seed),
-        "--split-seed", str(spec.split_seed),
-        "--profile", spec.profile,
-        "--device", spec.device,
-        "--out", str(spec.out),
-        "--workers", str(spec.workers),
-        "--amp", spec.amp,
-        "--no-progress",
-    ]  # fmt: skip
-    for o in spec.overrides:
-        argv += ["--set", o]
-    if spec.data_root:
-        argv += ["--data-root", str(spec.data_root)]
-    return argv
 
 
 def cpu_count() -> int:
