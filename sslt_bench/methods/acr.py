@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +70,11 @@ class AcrConfig(DarpCodeConfig):
         est_start: fraction of epochs before the estimate starts (5 / 500).
     """
 
+    optimizer: Literal["sgd", "adam"] = "sgd"  # ACR's code: SGD (FIXMATCH_SGD)
+    lr: float = in_range(0.03, "(0, inf)")
+    weight_decay: float = in_range(5e-4, "[0, inf)")
+    schedule: Literal["cosine", "constant"] = "cosine"
+    decoupled_decay: float = in_range(0.0, "[0, 1)")
     tau1: float = in_range(2.0, "[0, inf)")
     tau12: float = in_range(2.0, "[0, inf)")
     tau2: float = in_range(2.0, "[0, inf)")

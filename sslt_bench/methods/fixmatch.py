@@ -78,25 +78,47 @@ class FixMatchConfig(BaseConfig):
     SMOKE: ClassVar[dict[str, Any]] = {**BaseConfig.SMOKE, "steps_per_epoch": 2}
 
 
+#: FixMatch's SGD settings (lr 0.03, Nesterov, wd 5e-4, cosine): the ``quick`` profile of the
+#: Adam-trained variants, so the quick board compares their mechanisms on one base.
+FIXMATCH_SGD: dict[str, Any] = {
+    "optimizer": "sgd",
+    "lr": 0.03,
+    "weight_decay": 5e-4,
+    "schedule": "cosine",
+    "decoupled_decay": 0.0,
+}
+
+
 @dataclass
 class DarpCodeConfig(FixMatchConfig):
-    """Paper defaults shared by DARP, ABC, SAW (code derived from DARP's) and ACR.
+    """Paper defaults shared by DARP, ABC, SAW and CoSSL (code derived from DARP's) and ACR.
 
     Their CIFAR-10-LT runs: 500 epochs x 500 steps = 250k steps, B = 64, mu = 1 (the unlabeled
-    loader's batch is the labeled one's), tau 0.95, EMA 0.999, two strong views.
+    loader's batch is the labeled one's), tau 0.95, EMA 0.999, two strong views. DARP's, ABC's,
+    SAW's and CoSSL's code train with Adam at lr 0.002, constant, no L2 term, and decay the
+    weights by 0.02 x lr after every EMA update (``WeightEMA``): ``decoupled_decay`` 4e-5. ACR's
+    code uses SGD (lr 0.03, Nesterov, wd 5e-4, cosine; :data:`FIXMATCH_SGD`). ``quick`` =
+    fixmatch's quick profile with :data:`FIXMATCH_SGD`.
 
-    DARP's, ABC's and SAW's code train with Adam (lr 0.002); the runner's optimiser is SGD, so
-    these defaults take USB's SGD settings for the same methods (lr 0.03, momentum 0.9
-    Nesterov, wd 5e-4, cosine), which ACR's code also uses. ``quick`` = fixmatch's quick.
+    Attributes:
+        optimizer: ``adam`` (the codes) or ``sgd``.
+        schedule: learning-rate schedule: ``constant`` (the codes) or ``cosine``.
+        decoupled_decay: per-step factor ``1 - decoupled_decay`` on the model's weights and
+            BatchNorm statistics after the EMA update (the codes' "customized weight decay").
     """
 
     batch_size: int = 64
     epochs: int = 500
     steps_per_epoch: int = in_range(500, "[1, inf)")
     mu: int = in_range(1, "[1, inf)")
+    optimizer: Literal["sgd", "adam"] = "adam"
+    lr: float = in_range(0.002, "(0, inf)")
+    weight_decay: float = in_range(0.0, "[0, inf)")
+    schedule: Literal["cosine", "constant"] = "constant"
+    decoupled_decay: float = in_range(4e-5, "[0, 1)")
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": dict(FixMatchConfig.PROFILES["quick"])
+        "quick": {**FixMatchConfig.PROFILES["quick"], **FIXMATCH_SGD}
     }
 
 

@@ -18,8 +18,9 @@ from the run's generator. The auxiliary head of the EMA model is the one evaluat
 Unlabeled batches come from U only (the code's unlabeled set).
 
 Profiles. ``paper`` (:class:`~sslt_bench.methods.fixmatch.DarpCodeConfig`): 500 x 500 steps,
-B = 64, mu = 1, two strong views, tau 0.95 for both heads, EMA 0.999, SGD lr 0.03 (the code:
-Adam 0.002). ``quick``: fixmatch's quick profile (B 32, mu 2, 7 x 100 steps, EMA 0.99).
+B = 64, mu = 1, two strong views, tau 0.95 for both heads, EMA 0.999, Adam lr 0.002 constant
+with the code's per-step decay of 0.02 x lr (``decoupled_decay``). ``quick``: fixmatch's quick
+profile (B 32, mu 2, 7 x 100 steps, EMA 0.99, SGD 0.03 cosine as fixmatch).
 """
 
 from __future__ import annotations

@@ -48,6 +48,9 @@ from ..train.ssl_parts import masked_ce
 from ..train.stages import Batch, PseudoRule, Step, StepContext, Train, Unlabeled
 from .base import Method
 
+#: Config fields a variant may add that the Train step takes as they are (DARP-code Adam).
+OPTIMISER_FIELDS = ("optimizer", "schedule", "decoupled_decay")
+
 
 @dataclass
 class Forward:
@@ -219,6 +222,7 @@ class FixMatchFamily(Method):
                 steps_per_epoch=c.steps_per_epoch,
                 ema_decay=c.ema_decay,
                 no_decay=c.no_decay,
+                **{k: getattr(c, k) for k in OPTIMISER_FIELDS if hasattr(c, k)},
                 **({"on_epoch_end": hook} if hook is not None else {}),
                 **self.train_kwargs(),
             )

@@ -21,10 +21,12 @@ U(max_lam, 1)`` (0.6) and u the feature of an unlabeled image; its label stays k
 
 Profiles. ``paper`` (run_cifar10.sh, n1 1500, gamma 100): FixMatch 400 x 500 steps (the
 checkpoint CoSSL resumes from), TFE warm-up 10 x 500 steps, co-learning 100 x 500 steps, B 64,
-mu 1, tau 0.95, EMA 0.999, max_lam 0.6. The code trains with Adam (lr 0.002); the runner's
-optimiser is SGD, so these take USB's SGD settings for CoSSL (lr 0.03, momentum 0.9 Nesterov,
-wd 5e-4, cosine within each phase). ``quick``: fixmatch's quick profile (B 32, mu 2, EMA
-0.99, 100 steps per epoch) as 5 pretrain + 1 warm-up + 2 co-learning epochs.
+mu 1, tau 0.95, EMA 0.999, max_lam 0.6, Adam lr 0.002 constant as the code: pre-training with
+the per-step decay of 0.02 x lr (train_cifar_fix.py ``WeightEMA``), co-learning with it as
+Adam's L2 term instead (train_cifar_fix_cossl.py: ``WeightEMA(wd=False)``, ``weight_decay =
+0.02 * lr``); one optimiser for network and TFE head (the code: a second Adam for the head, wd
+5e-4). ``quick``: fixmatch's quick profile (B 32, mu 2, EMA 0.99, 100 steps per epoch, SGD
+0.03 cosine as fixmatch) as 5 pretrain + 1 warm-up + 2 co-learning epochs.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from ..train.stages import (
     Train,
     Unlabeled,
 )
-from .fixmatch import DarpCodeConfig, FixMatchConfig
+from .fixmatch import FIXMATCH_SGD, DarpCodeConfig, FixMatchConfig
 from .fixmatch_core import FixMatchFamily, Forward, PseudoTargets
 
 PHASE, TFE = "cossl:colearn", "tfe"
@@ -74,6 +76,7 @@ class CosslConfig(DarpCodeConfig):
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {
             **FixMatchConfig.PROFILES["quick"],
+            **FIXMATCH_SGD,
             "pretrain_epochs": 5,
             "tfe_warmup_epochs": 1,
             "epochs": 2,
@@ -203,11 +206,20 @@ class FixMatchCossl(FixMatchFamily):
             nesterov=c.nesterov,
             steps_per_epoch=c.steps_per_epoch,
             no_decay=c.no_decay,
+            optimizer=c.optimizer,
+            schedule=c.schedule,
             **self.train_kwargs(),
+        )
+        # the code's co-learning turns the 0.02 x lr decay into Adam's L2 term (no WeightEMA
+        # decay); with SGD (quick) the step keeps the pre-training settings
+        colearn_decay = (
+            {"weight_decay": c.decoupled_decay, "decoupled_decay": 0.0}
+            if c.optimizer == "adam"
+            else {}
         )
         return [
             dataclasses.replace(train, name="pretrain", epochs=c.pretrain_epochs),
             *([warmup] if c.tfe_warmup_epochs else []),
             Call("colearn/start", self.start_colearning),
-            dataclasses.replace(train, name="colearn", labeled_views=balanced),
+            dataclasses.replace(train, name="colearn", labeled_views=balanced, **colearn_decay),
         ]

@@ -25,8 +25,10 @@ are never read. Unlabeled batches come from U only (the code's unlabeled set).
 
 Profiles. ``paper`` (:class:`~sslt_bench.methods.fixmatch.DarpCodeConfig`): 500 x 500 steps,
 B = 64, mu = 1, two strong views, tau 0.95, EMA 0.999, alpha 2, T = 10, refine every 10 steps,
-warm-up 40%; SGD lr 0.03 (the code: Adam 0.002). ``quick``: fixmatch's quick profile (B 32,
-mu 2, 7 x 100 steps, EMA 0.99); the warm-up is still 40% of the epochs.
+warm-up 40%; Adam lr 0.002 constant with the code's per-step decay of 0.02 x lr
+(``decoupled_decay``, train_fix.py ``WeightEMA``). ``quick``: fixmatch's quick profile (B 32,
+mu 2, 7 x 100 steps, EMA 0.99, SGD 0.03 cosine as fixmatch); the warm-up is still 40% of the
+epochs.
 """
 
 from __future__ import annotations

@@ -23,3 +23,15 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         pe.mul_(decay).add_(pm.detach(), alpha=1.0 - decay)
     for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
         be.copy_(bm)
+
+
+@torch.no_grad()
+def decay_state(model: nn.Module, decay: float) -> None:
+    """Multiply every floating-point entry of ``model``'s state by ``1 - decay``.
+
+    The "customized weight decay" of the MixMatch/DARP code family's ``WeightEMA.step``
+    (parameters and BatchNorm statistics alike, after the EMA update), 0.02 x lr with Adam.
+    """
+    for value in model.state_dict().values():
+        if value.is_floating_point():
+            value.mul_(1.0 - decay)

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..data.augment import Augmenter, to_device
 from ..data.source import ImageSource
-from .ema import ema_update
+from .ema import decay_state, ema_update
 from .samplers import balanced_epoch_size, epoch_order, to_batches
 from .stages import Batch, EmaDecay, StepContext, Train, TrainHead
 
@@ -321,6 +321,8 @@ def train_epoch(
         opt.step(loss)
         if ctx.ema is not None and step.ema_decay is not None:
             ema_update(ctx.ema, ctx.model, ema_decay_at(step, ctx))
+        if step.decoupled_decay:
+            decay_state(ctx.model, step.decoupled_decay)
         if after_step is not None:
             after_step(ctx.step)
         sums.add(i, loss, logs)

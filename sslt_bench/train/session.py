@@ -209,15 +209,19 @@ class Session:
             bar.close()
 
     def _optimiser(self, step: Train) -> Optimiser:
-        """SGD over the step's parameters (others frozen), restoring a resumed state."""
+        """SGD or Adam over the step's parameters (others frozen), restoring a resumed state."""
         model = self.ctx.model
-        opt = torch.optim.SGD(
-            decay_groups(model, trained_params(model, step), step.no_decay),
-            lr=step.lr,
-            momentum=step.momentum,
-            weight_decay=step.weight_decay,
-            nesterov=step.nesterov,
-        )
+        groups = decay_groups(model, trained_params(model, step), step.no_decay)
+        if step.optimizer == "adam":
+            opt = torch.optim.Adam(groups, lr=step.lr, weight_decay=step.weight_decay)
+        else:
+            opt = torch.optim.SGD(
+                groups,
+                lr=step.lr,
+                momentum=step.momentum,
+                weight_decay=step.weight_decay,
+                nesterov=step.nesterov,
+            )
         if self.opt_state is not None:
             opt.load_state_dict(self.opt_state)
         scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None

@@ -96,7 +96,11 @@ class Train:
     ``norm`` (every parameter of a normalisation layer), as FixMatch's reference code
     (kekmodel/FixMatch-pytorch: names containing ``bias`` or ``bn``). ``frozen``: a function of
     the model giving parameters of ``params`` the step keeps fixed (no gradient, not in the
-    optimiser), e.g. SALSA's lower layers; the runner applies it, never the loss.
+    optimiser), e.g. SALSA's lower layers; the runner applies it, never the loss. ``optimizer``:
+    ``sgd`` (momentum, Nesterov) or ``adam`` (betas 0.9/0.999; ``weight_decay`` as Adam's L2
+    term). ``decoupled_decay``: after every update (and the EMA's), the model's floating-point
+    state is multiplied by ``1 - decoupled_decay``, as the MixMatch/DARP code family's
+    ``WeightEMA`` does (0.02 x lr with Adam).
     """
 
     name: str
@@ -127,6 +131,8 @@ class Train:
     frozen: Callable[[nn.Module], list[nn.Parameter]] | None = field(
         default=None, metadata=OMIT_DEFAULT
     )
+    optimizer: Literal["sgd", "adam"] = field(default="sgd", metadata=OMIT_DEFAULT)
+    decoupled_decay: float = field(default=0.0, metadata=OMIT_DEFAULT)
 
 
 @dataclass
