@@ -183,6 +183,7 @@ class Session:
         )
         bar = self._bar(step, progress["epoch"])
         local = features is not None
+        loader = features if local else self.loader
         run_step = step if local else dist.wrap_step(step, model)
         options = {
             "shard": (0, 1) if local else (dist.rank, dist.world_size),
@@ -197,7 +198,6 @@ class Session:
                 model.embed.eval()
             t, self.diag_time = time.time(), 0.0
             before = dist.snapshot(ctx.state)
-            loader = features or self.loader
             stats = train_epoch(run_step, ctx, loader, pool, unl_ids, opt, **options)
             dist.sync_state(ctx.state, before)
             dist.sync_modules(model, ctx.ema)
