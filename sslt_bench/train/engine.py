@@ -143,14 +143,14 @@ class FeatureLoader:
 
     def __init__(self, feats: torch.Tensor, item_ids: torch.Tensor, device: torch.device):
         size = int(item_ids.max()) + 1 if len(item_ids) else 0
-        self.rows = torch.full((size,), -1, dtype=torch.long)
-        self.rows[item_ids] = torch.arange(len(item_ids))
-        self.feats, self.device = feats, device
+        self.rows = torch.full((size,), -1, dtype=torch.long, device=device)
+        self.rows[item_ids.to(device)] = torch.arange(len(item_ids), device=device)
+        self.feats, self.device = feats.to(device), device  # resident: no copy per batch
 
     def images(self, batches: list[np.ndarray]) -> Iterator[torch.Tensor]:
         """The feature rows of each batch of item ids."""
         for b in batches:
-            yield to_device(self.feats[self.rows[torch.as_tensor(b)]], self.device)
+            yield self.feats[self.rows[torch.as_tensor(b, device=self.device)]]
 
     @staticmethod
     def augmenter(x: torch.Tensor, view: str, gen: torch.Generator | None) -> torch.Tensor:
