@@ -45,6 +45,7 @@ def test_records_carry_init_hashes_and_a_shared_init_is_checked(tmp_path):
     dec = _run(tmp_path, "decoupling")
     alt = _run(tmp_path, "alternate")
     assert dec["init_hash"] == alt["init_hash"] == dec["init_hashes"]["init"]
+    assert dec["channels_last"] is False  # CPU default memory format, recorded (it moves floats)
     assert set(dec["init_hashes"]) == {"init", "after:embed", "after:classifier"}
     # the Decoupling initialisation is one plan: same plan digests, bit-identical weights
     for key in ("after:embed", "after:classifier"):

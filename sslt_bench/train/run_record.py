@@ -72,6 +72,7 @@ def make_record(
         if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
+        "channels_last": getattr(runner, "channels_last", None),
         "deterministic": spec.deterministic,
         "torch": torch.__version__,
         "sslt_bench": __version__,

@@ -295,6 +295,7 @@ class Runner:
         channels_last = spec.channels_last
         if channels_last is None:  # the measured default of this device and backbone
             channels_last = use_channels_last(self.device, self.backbone)
+        self.channels_last = bool(channels_last)  # in the record: it changes the floats
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         if spec.compile:  # in place: state_dict keys (checkpoints) stay the same
