@@ -407,3 +407,31 @@ def test_an_extra_metric_column_is_one_name():
     assert quoted.split()[-1] == "-"  # the paper does not report it
     for fmt in ("markdown", "latex", "html"):
         assert "median" in render(fmt, board, recs).lower(), fmt
+
+
+def test_configuration_rows_are_labelled_by_the_users_set_values():
+    """Rows of one method told apart by --set are labelled with it; else by config fields."""
+
+    def alt(seed, recipe, overrides, cfg_hash):
+        cfg = {"lr": 0.1, "recipe": recipe, "stage2_lr": 0.1 if recipe == "paper" else 0.01}
+        return rec(
+            "alternate",
+            seed,
+            method_config=cfg,
+            config_hash=cfg_hash,
+            overrides=overrides,
+        )
+
+    recs = [
+        alt(0, "released", ["recipe=released", "data.imbalance_ratio=100"], "c1"),
+        alt(1, "released", ["method.recipe=released"], "c1"),
+        alt(0, "paper", [], "c2"),
+    ]
+    labels = sorted(ln.label for ln in build_board(recs).lines)
+    assert labels == ["alternate [no --set]", "alternate [recipe=released]"]
+    recs.append(alt(1, "paper", ["recipe=paper"], "c2"))  # one row, two different --set lists
+    labels = sorted(ln.label for ln in build_board(recs).lines)
+    assert labels == [
+        "alternate [recipe=paper, stage2_lr=0.1]",
+        "alternate [recipe=released, stage2_lr=0.01]",
+    ]

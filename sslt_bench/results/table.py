@@ -109,14 +109,39 @@ class Board:
         return ("n", *self.metrics)
 
 
+def _method_overrides(rec: dict[str, Any]) -> frozenset[str]:
+    """The ``--set`` values of a record that set its method config (``key=value``)."""
+    config = rec.get("method_config") or {}
+    out = set()
+    for item in rec.get("overrides") or ():
+        key, _, value = item.partition("=")
+        key = key.removeprefix("method.")
+        if key in config:
+            out.add(f"{key}={value}")
+    return frozenset(out)
+
+
+def _config_words(row: dict[str, Any], clash: list[dict[str, Any]]) -> list[str]:
+    """What sets ``row``'s configuration apart from the ``clash`` rows of its method.
+
+    The ``--set`` values the user gave (``recipe=released``; ``no --set`` for the profile's
+    own) when they tell the rows apart, else every method config field that differs.
+    """
+    given = [{_method_overrides(rec) for rec in r["records"]} for r in clash]
+    if all(len(g) == 1 for g in given) and len({next(iter(g)) for g in given}) == len(clash):
+        return sorted(_method_overrides(row["records"][0])) or ["no --set"]
+    cfg = _diff(clash, lambda r: r["records"][0].get("method_config") or {})
+    return [f"{k}={(row['records'][0].get('method_config') or {}).get(k)}" for k in cfg]
+
+
 def _suffix(row: dict[str, Any], clash: list[dict[str, Any]], by_seed: bool) -> str:
     parts = [f"seed {row['seeds'][0]}"] if by_seed else []
     if len({(r["config_hash"], r["split_hash"]) for r in clash}) > 1:
         if len({r["split_hash"] for r in clash}) > 1:
             parts.append(f"split {row['split_hash'][:8]}")
-        cfg = _diff(clash, lambda r: r["records"][0].get("method_config") or {})
-        parts.extend(f"{k}={(row['records'][0].get('method_config') or {}).get(k)}" for k in cfg)
-        if not cfg and len({r["split_hash"] for r in clash}) == 1:
+        words = _config_words(row, clash)
+        parts.extend(words)
+        if not words and len({r["split_hash"] for r in clash}) == 1:
             parts.append(f"config {row['config_hash']}")
     return f"{row['method']} [{', '.join(parts)}]" if parts else row["method"]
 
