@@ -218,3 +218,37 @@ def test_per_class_bars_side_by_side_per_count():
     assert by_method[1][two].get_height() == pytest.approx(20.0 + 2 * 2 + 0.5)  # mean of seeds
     assert by_method[0][two].get_height() == pytest.approx(20.0 + 2 * 2 + 5.0)
     assert len([p for p in ax.patches if p not in bars]) == 3  # many, medium, few bands
+
+
+def test_configurations_of_one_method_look_apart_and_long_legends_go_below():
+    def variant(value):
+        r = rec("alternate", 0, offset=value)
+        return r | {
+            "config_hash": f"cfg-{value}",
+            "method_config": {"loops": value},
+            "overrides": [f"loops={value}"],
+        }
+
+    recs = [rec("erm", 0), rec("alternate", 0)] + [variant(v) for v in (2, 3, 4)]
+    fig, _ = plots.figure("per-class", recs)
+    styles = {ln.get_label(): (ln.get_color(), ln.get_linestyle()) for ln in fig.axes[0].lines}
+    alternates = {k: v for k, v in styles.items() if k.startswith("alternate")}
+    assert len(alternates) == 4 and len(set(alternates.values())) == 4  # all told apart
+    assert {c for c, _ in alternates.values()} == {plots.method_style("alternate")["color"]}
+    assert styles["alternate [no --set]"][1] == "-"  # the plain method keeps the solid line
+    fig, _ = plots.figure("per-class-bars", recs)
+    hatches = {c.get_label(): c.patches[0].get_hatch() for c in fig.axes[0].containers}
+    assert (
+        hatches["alternate [no --set]"] is None and len(set(hatches.values())) == 5 - 1
+    )  # erm: none
+    (leg,) = fig.legends
+    fig.draw_without_rendering()  # the constrained layout places the legend
+    assert leg.get_window_extent().x0 >= fig.axes[0].get_window_extent().x1  # short: beside
+    recs += [variant(v) for v in range(5, 12)]  # 12 entries: below the axes, grouped by method
+    fig, _ = plots.figure("per-class", recs)
+    (leg,) = fig.legends
+    labels = [t.get_text() for t in leg.get_texts()]
+    assert len(labels) == 12 and labels == sorted(labels)
+    fig.draw_without_rendering()
+    box, axes_box = leg.get_window_extent(), fig.axes[0].get_window_extent()
+    assert box.y1 <= axes_box.y0  # below the axes, clear of the figure title

@@ -8,6 +8,7 @@ fixed (colour, marker) pairs; any other method gets an unused pair deterministic
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from typing import Any
 
 from ..errors import UsageError, choices_error
@@ -68,9 +69,45 @@ def method_style(name: str) -> dict[str, str]:
     return {"color": color, "marker": marker}
 
 
-def line_style(method: str, label: str) -> dict[str, Any]:
-    """Plot keywords of a line: the method's style; dashed if a configuration is set apart."""
-    return method_style(method) | {"ls": "-" if label == method else "--", "label": label}
+#: Line styles and bar hatches of a method's configurations: the plain method gets the first.
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)))
+HATCHES = (None, "//", "\\\\", "xx", "..", "++", "oo", "--")
+
+
+def variants(blocks: list[Block]) -> dict[str, int]:
+    """``{line label: variant index}``: the configurations of one method told apart.
+
+    The plain method (label equal to the method, or ``"<method> [no --set]"`` beside
+    configured rows) gets 0, its set-apart configurations 1, 2, ... in label order, so each
+    configuration has its own line style (:data:`LINESTYLES`) and hatch (:data:`HATCHES`) in
+    every panel of a figure.
+    """
+    labels: dict[str, set[str]] = defaultdict(set)
+    for block in blocks:
+        for ln in block.lines:
+            labels[ln.method].add(ln.label)
+    out: dict[str, int] = {}
+    for method, names in labels.items():
+        plain = {method, f"{method} [no --set]"}
+        for i, label in enumerate(sorted(names - plain)):
+            out[label] = i + 1
+        out.update(dict.fromkeys(names & plain, 0))
+    return out
+
+
+def line_style(method: str, label: str, variant: int | None = None) -> dict[str, Any]:
+    """Plot keywords of a line: the method's colour and marker, the configuration's line style.
+
+    ``variant`` is the index from :func:`variants`; without it a set-apart configuration is
+    dashed.
+    """
+    k = variant if variant is not None else int(label not in (method, f"{method} [no --set]"))
+    return method_style(method) | {"ls": LINESTYLES[k % len(LINESTYLES)], "label": label}
+
+
+def hatch(variant: int) -> str | None:
+    """Bar hatch of configuration ``variant`` (:func:`variants`); the plain method has none."""
+    return HATCHES[variant % len(HATCHES)]
 
 
 def mean(vals: list[float | None]) -> float:
@@ -85,14 +122,30 @@ def title(block: Block) -> str:
     return f"{setting}\n{rest}"
 
 
+#: More legend entries than this go below the axes in columns (beside them they would run
+#: into the figure title).
+SIDE_LEGEND_MAX = 8
+
+
 def legend(fig, axes) -> None:
-    """One legend for ``fig``, outside the axes on the right, one entry per label."""
+    """One legend for ``fig``, one entry per label, a method's configurations together.
+
+    Beside the axes on the right when short; below them, in columns, when longer than
+    :data:`SIDE_LEGEND_MAX` entries.
+    """
     seen: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             seen.setdefault(label, handle)
-    if seen:
-        fig.legend(list(seen.values()), list(seen), loc="outside right upper", fontsize=8)
+    if not seen:
+        return
+    labels = sorted(seen)
+    handles = [seen[label] for label in labels]
+    if len(labels) <= SIDE_LEGEND_MAX:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    else:
+        ncols = math.ceil(len(labels) / math.ceil(len(labels) / 3))
+        fig.legend(handles, labels, loc="outside lower center", fontsize=8, ncols=ncols)
 
 
 def pick_dataset(datasets: list[str], dataset: str | None, what: str) -> str:

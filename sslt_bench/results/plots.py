@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import UsageError, choices_error
 from . import plots_per_class
 from .layout import Block, blocks
-from .plot_style import legend, line_style, mean, method_style, pick_dataset
+from .plot_style import legend, line_style, mean, method_style, pick_dataset, variants
 from .records import atomic_write_bytes
 from .table import METRICS, build_board, is_ok
 
@@ -59,7 +59,7 @@ def _blocks(records: list[dict[str, Any]], dataset: str | None) -> tuple[str, li
 def _panels(fig, blks: list[Block], points, xlabel: str, what: str) -> None:
     """Per block a row of four panels (overall, many, medium, few); ``points(rec)`` -> data."""
     rows = fig.subfigures(len(blks), 1, squeeze=False)[:, 0] if len(blks) > 1 else [fig]
-    drawn, axes = 0, []
+    drawn, axes, kinds = 0, [], variants(blks)
     for sub, block in zip(rows, blks, strict=True):
         row_axes = [sub.add_subplot(1, 4, i + 1) for i in range(4)]
         axes += row_axes
@@ -77,7 +77,7 @@ def _panels(fig, blks: list[Block], points, xlabel: str, what: str) -> None:
             xs = sorted(per_x)
             for ax, m in zip(row_axes, METRICS, strict=True):
                 ys = [mean([v.get(m) for v in per_x[x]]) for x in xs]
-                ax.plot(xs, ys, ms=4, lw=1.3, **line_style(ln.method, ln.label))
+                ax.plot(xs, ys, ms=4, lw=1.3, **line_style(ln.method, ln.label, kinds[ln.label]))
         for ax, m in zip(row_axes, METRICS, strict=True):
             ax.set_title(m)
             ax.set_xlabel(xlabel)

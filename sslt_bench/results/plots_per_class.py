@@ -15,7 +15,7 @@ from collections import defaultdict
 
 from ..errors import UsageError
 from .layout import Block
-from .plot_style import legend, line_style, mean, method_style, title
+from .plot_style import hatch, legend, line_style, mean, method_style, title, variants
 
 SPLITS = ("many", "medium", "few")
 BAND_COLORS = {"many": "#4c72b0", "medium": "#dd8452", "few": "#c44e52"}
@@ -90,7 +90,7 @@ def lines_figure(dataset: str, blks: list[Block]):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(2.0 + 5.6 * len(blks), 4.6), layout="constrained")
-    axes = _axes(fig, blks, tall=False)
+    axes, kinds = _axes(fig, blks, tall=False), variants(blks)
     for ax, block in zip(axes, blks, strict=True):
         split = None
         for ln in block.lines:
@@ -99,7 +99,11 @@ def lines_figure(dataset: str, blks: list[Block]):
                 continue
             accs, split = got[0], split or got[1]
             ax.plot(
-                list(accs), list(accs.values()), ms=4, lw=1.3, **line_style(ln.method, ln.label)
+                list(accs),
+                list(accs.values()),
+                ms=4,
+                lw=1.3,
+                **line_style(ln.method, ln.label, kinds[ln.label]),
             )
         if split is not None:
             _finish(ax, block, split, 1.5)
@@ -115,7 +119,7 @@ def bars_figure(dataset: str, blks: list[Block]):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(14, 0.6 + 3.8 * len(blks)), layout="constrained")
-    axes = _axes(fig, blks, tall=True)
+    axes, kinds = _axes(fig, blks, tall=True), variants(blks)
     for ax, block in zip(axes, blks, strict=True):
         got = [(ln, by_count(block, ln)) for ln in block.lines]
         got = [(ln, g) for ln, g in got if g is not None]
@@ -139,7 +143,7 @@ def bars_figure(dataset: str, blks: list[Block]):
                 edgecolor="white",
                 lw=0.3,
                 label=ln.label,
-                hatch=None if ln.label == ln.method else "//",
+                hatch=hatch(kinds[ln.label]),
             )
         _finish(ax, block, got[0][1][1], 10 ** (0.6 * min(gap, 0.3)))
         ax.grid(axis="x", visible=False)

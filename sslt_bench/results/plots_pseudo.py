@@ -22,7 +22,7 @@ from typing import Any
 from ..data.split import SPLIT_NAMES
 from ..errors import UsageError
 from .layout import Block, blocks
-from .plot_style import legend, line_style, mean, pick_dataset
+from .plot_style import legend, line_style, mean, pick_dataset, variants
 from .table import build_board, is_ok
 
 ROWS = (
@@ -66,7 +66,7 @@ def series(recs: list[dict[str, Any]], row: str, group: str) -> tuple[list[float
     return xs, [mean(per_x[x]) for x in xs]
 
 
-def _block(sub, block: Block) -> list:
+def _block(sub, block: Block, kinds: dict[str, int]) -> list:
     axes = sub.subplots(len(ROWS), len(SPLIT_NAMES), sharex=True, squeeze=False)
     unknown = False
     for ln in block.lines:
@@ -77,7 +77,9 @@ def _block(sub, block: Block) -> list:
         for i, (row, _) in enumerate(ROWS):
             for j, group in enumerate(SPLIT_NAMES):
                 xs, ys = series(recs, row, group)
-                axes[i, j].plot(xs, ys, ms=3, lw=1.2, **line_style(ln.method, ln.label))
+                axes[i, j].plot(
+                    xs, ys, ms=3, lw=1.2, **line_style(ln.method, ln.label, kinds[ln.label])
+                )
     for i, (_, ylabel) in enumerate(ROWS):
         axes[i, 0].set_ylabel(ylabel)
     for j, group in enumerate(SPLIT_NAMES):
@@ -102,7 +104,7 @@ def figure(records: list[dict[str, Any]], dataset: str | None = None):
     subs = fig.subfigures(len(blks), 1, squeeze=False)[:, 0] if len(blks) > 1 else [fig]
     axes = []
     for sub, block in zip(subs, blks, strict=True):
-        axes += _block(sub, block)
+        axes += _block(sub, block, variants(blks))
         if sub is not fig:
             sub.suptitle(block.title, fontsize=9)
     title = f"{dataset}: pseudo labels on U along training"
