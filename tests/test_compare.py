@@ -181,3 +181,16 @@ def test_selectors_pick_configurations_and_pair_two_of_one_method(cli_run, tmp_p
         "compare", "alternate[nosuch=1]", "decoupling", "--results", str(tmp_path), expect=2
     )
     assert code == 2 and "unknown alternate setting 'nosuch'" in text
+
+
+def test_pairs_in_different_memory_formats_are_flagged():
+    recs = [
+        rec("alternate", 0, overall=40.0) | {"channels_last": True, "device": "cpu"},
+        rec("decoupling", 0, overall=38.0) | {"device": "cpu"},  # old record: NCHW on CPU
+        rec("alternate", 1, overall=41.0) | {"channels_last": False, "device": "cpu"},
+        rec("decoupling", 1, overall=39.0) | {"device": "cpu"},
+    ]
+    text = paired_markdown(recs, "alternate", "decoupling")
+    setups = {row[0]: row[-2] for row in _rows(text)}
+    assert setups["0"].endswith("(CL / NCHW)") and "(" not in setups["1"]
+    assert "1 of 2 pairs ran in different memory formats" in text

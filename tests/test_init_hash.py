@@ -60,3 +60,11 @@ def test_records_carry_init_hashes_and_a_shared_init_is_checked(tmp_path):
     longer = _run(tmp_path, "decoupling", 0, "head_epochs=2")  # another init recipe
     assert longer["init_plans"]["after:classifier"] != dec["init_plans"]["after:classifier"]
     assert init_status(alt, longer) == ("same to embed", False)
+
+
+def test_memory_format_default_by_device_and_backbone():
+    from sslt_bench.models.wrapper import use_channels_last
+
+    assert use_channels_last("cpu", "resnet20") and use_channels_last("cpu", "resnet32")
+    assert not use_channels_last("cpu", "small-cnn") and not use_channels_last("cpu", "resnet50")
+    assert use_channels_last("cuda", "small-cnn")

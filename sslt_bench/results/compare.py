@@ -87,6 +87,24 @@ def init_status(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, bool]:
     return (f"same to {shared[-1].split(':', 1)[1]}" if shared else "same"), False
 
 
+def memory_format(rec: dict[str, Any]) -> str:
+    """The memory format a run trained in: ``CL`` (channels_last) or ``NCHW``.
+
+    Records without the field ran the default of their time: NCHW on CPU, channels_last on CUDA.
+    """
+    cl = rec.get("channels_last")
+    if cl is None:
+        cl = rec.get("device") == "cuda"
+    return "CL" if cl else "NCHW"
+
+
+def _setup_cell(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Threads of both runs, and their memory formats where these differ (floats differ)."""
+    cell = f"{a.get('threads', '?')} / {b.get('threads', '?')}"
+    fa, fb = memory_format(a), memory_format(b)
+    return cell if fa == fb else f"{cell} ({fa} / {fb})"
+
+
 def parse_selector(text: str) -> tuple[str, dict[str, str]]:
     """``alternate[recipe=released,loops=5]`` -> (``alternate``, {recipe: released, loops: 5}).
 
@@ -165,13 +183,14 @@ def paired_markdown(records: list[dict[str, Any]], method: str, baseline: str) -
             for m in METRICS:
                 va, vb = a["metrics"][m], b["metrics"][m]
                 cells += [f"{va:.1f}", f"{vb:.1f}", f"{va - vb:+.1f}"]
-            cells.append(f"{a.get('threads', '?')} / {b.get('threads', '?')}")
+            cells.append(_setup_cell(a, b))
             cells.append(f"{init} (excluded)" if out else init)
             lines.append("| " + " | ".join(cells) + " |")
         differ = f"; {differ}" if differ else ""
         head = f"{method} vs {baseline}, {_label(runs[0][0])}{differ}"
         parts.append(f"{head}\n\n" + "\n".join(_summary(lines, kept)))
-        parts.append(_footer(method, kept, [s for s, _ in status]))
+        formats = sum(memory_format(a) != memory_format(b) for a, b in runs)
+        parts.append(_footer(method, kept, [s for s, _ in status], formats))
     if not parts:
         return f"No seed has a finished run of both {method} and {baseline} in one setting."
     return "\n\n".join(parts)
@@ -193,8 +212,8 @@ def _summary(lines: list[str], kept: list[tuple[dict, dict]]) -> list[str]:
     return [*lines, "| " + " | ".join([*summary, "", ""]) + " |"]
 
 
-def _footer(method: str, kept: list[tuple[dict, dict]], status: list[str]) -> str:
-    """What the mean row rests on: wins per metric and the pairs' initialisations."""
+def _footer(method: str, kept: list[tuple[dict, dict]], status: list[str], formats: int = 0) -> str:
+    """What the mean row rests on: wins per metric, the pairs' initialisations and formats."""
     unknown = sum(s == "unknown" for s in status)
     differ = sum(s.startswith("differs") for s in status)
     notes = []
@@ -204,6 +223,11 @@ def _footer(method: str, kept: list[tuple[dict, dict]], status: list[str]) -> st
         )
     if differ:
         notes.append(f"{differ} pairs whose inits differ excluded from the mean and Δ")
+    if formats:
+        notes.append(
+            f"{formats} of {len(status)} pairs ran in different memory formats (same init, "
+            "floats apart from the first step)"
+        )
     note = "; " + "; ".join(notes) if notes else ""
     if not kept:
         return f"No same-init pair: no mean or Δ{note}."
