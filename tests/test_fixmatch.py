@@ -11,7 +11,7 @@ from torch import nn
 from sslt_bench.config import build_config
 from sslt_bench.errors import UsageError
 from sslt_bench.methods.base import DataInfo
-from sslt_bench.methods.fixmatch import FixMatch, FixMatchConfig
+from sslt_bench.methods.fixmatch import QUICK_EPOCHS, FixMatch, FixMatchConfig
 from sslt_bench.models.wrapper import SSLTModel, make_head
 from sslt_bench.train.losses import fixmatch_mask, fixmatch_unlabeled_loss
 from sslt_bench.train.stages import Batch, StepContext, Train
@@ -114,7 +114,27 @@ def test_plan_follows_the_paper_and_quick_keeps_tau_and_lambda():
     quick = build_config(FixMatchConfig, "quick")
     assert (quick.threshold, quick.lambda_u) == (0.95, 1.0)
     # quick trades the unlabeled ratio for labeled steps (see the module docstring)
-    assert quick.mu == 2 and quick.epochs * quick.steps_per_epoch == 700
+    assert quick.mu == 2 and quick.epochs * quick.steps_per_epoch == 100 * QUICK_EPOCHS
+
+
+FAMILY = ("fixmatch+darp", "fixmatch+abc", "fixmatch+saw", "acr", "simpro")
+
+
+@pytest.mark.parametrize(
+    "name", ["fixmatch", *FAMILY, "fixmatch+crest", "fixmatch+cossl", "fixmatch+daso"]
+)
+def test_quick_profile_of_the_family_trains_the_network_as_many_steps_as_fixmatch(name):
+    """The quick board compares mechanisms at one budget: every variant's network steps."""
+    from sslt_bench.registry import METHODS
+
+    c = build_config(METHODS.get(name).Config, "quick")
+    steps = {
+        "fixmatch+crest": lambda: c.generations * c.epochs,
+        "fixmatch+cossl": lambda: c.pretrain_epochs + c.epochs,  # + the head-only warm-up
+    }.get(name, lambda: c.epochs)() * c.steps_per_epoch
+    assert steps == 100 * QUICK_EPOCHS and (c.batch_size, c.mu, c.ema_decay) == (32, 2, 0.99)
+    if name == "fixmatch+daso":
+        assert c.pretrain_steps == round(steps * 2 / 7)  # DASO starts after 2/7 of the budget
 
 
 @pytest.mark.parametrize("key,value", [("threshold", "1.5"), ("mu", "0"), ("ema_decay", "1")])

@@ -29,7 +29,7 @@ Profiles. ``paper`` (:class:`~sslt_bench.methods.fixmatch.DarpCodeConfig`; the c
 README commands): 250k steps (500 x 500), B = 64, mu = 1, two strong views, SGD lr 0.03
 Nesterov, wd 5e-4 (none on bias/BN), cosine, EMA 0.999, tau 0.95, T = 1, tau1 = tau12 = tau2 = 2,
 ema_u 0.99, estimation from epoch 5. ``quick``: fixmatch's quick profile (B 32, mu 2,
-7 x 100 steps, EMA 0.99); estimation from the same 1% of epochs (after epoch 0).
+21 x 100 steps, EMA 0.99); estimation from the same 1% of epochs (after epoch 0).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ Profiles. ``paper`` (:class:`~sslt_bench.methods.fixmatch.DarpCodeConfig`): 500 
 B = 64, mu = 1, two strong views, tau 0.95, EMA 0.999, alpha 2, T = 10, refine every 10 steps,
 warm-up 40%; Adam lr 0.002 constant with the code's per-step decay of 0.02 x lr
 (``decoupled_decay``, train_fix.py ``WeightEMA``). ``quick``: fixmatch's quick profile (B 32,
-mu 2, 7 x 100 steps, EMA 0.99, SGD 0.03 cosine as fixmatch); the warm-up is still 40% of the
+mu 2, 21 x 100 steps, EMA 0.99, SGD 0.03 cosine as fixmatch); the warm-up is still 40% of the
 epochs.
 """
 

@@ -22,7 +22,7 @@ over FixMatch (the rest is :mod:`~sslt_bench.methods.fixmatch_core`):
 Profiles. ``paper`` (sh/SimPro.sh, CIFAR-10): 43,000 steps (86 x 500), B 64, mu 8, tau 2.0,
 threshold 0.95, prior momentum 0.9, SGD lr 0.17 (the script's value) Nesterov, wd 5e-4 (none
 on biases/BN), cosine, EMA 0.999, unlabeled batches from U only, two strong views.
-``quick``: fixmatch's quick profile (B 32, mu 2, 7 x 100 steps, EMA 0.99) with lr 0.03 as
+``quick``: fixmatch's quick profile (B 32, mu 2, 21 x 100 steps, EMA 0.99) with lr 0.03 as
 fixmatch's, so the board compares the mechanisms at one budget.
 """
 
