@@ -68,13 +68,13 @@ class SSLTModel(nn.Module):
 #: Backbones that default to channels_last, per device type, chosen by measurement
 #: (``benchmarks/throughput.py`` times our loop and the model-only step in both formats in one
 #: run; docs/scale-out.md). CUDA: all (cuDNN's NHWC tensor-core kernels under bf16). CPU: the
-#: CIFAR ResNets, whose SGD step runs 1.25-1.4x faster in channels_last on this project's 2-core
-#: CPU (resnet20 1.27-1.43x, resnet32 1.23-1.27x, resnet56 1.28-1.30x, resnet18-cifar 1.07-1.13x;
+#: CIFAR ResNets, whose SGD step runs faster in channels_last on this project's 2-core CPU
+#: (resnet20 1.27-1.43x, resnet32 1.23-1.27x, resnet56 1.28-1.30x, resnet18-cifar 1.07-1.13x;
 #: evaluation 1.05-1.33x), not the small CNN (training 1.0-1.2x, inconsistent) nor the ImageNet
 #: ResNets (not measured on CPU). The format changes float results (oneDNN's NHWC kernels sum in
 #: another order), so records say which ran (``channels_last``); CPU records of these backbones
-#: made before the switch ran NCHW and reproduce with ``--no-channels-last``, which like
-#: ``--channels-last`` overrides the default per run.
+#: made before the switch (387c65c) ran NCHW and reproduce with ``--no-channels-last``, which
+#: like ``--channels-last`` overrides the default per run.
 CHANNELS_LAST: dict[str, tuple[str, ...]] = {
     "cuda": ("*",),
     "cpu": (
