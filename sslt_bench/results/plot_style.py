@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import UsageError, choices_error
 from .layout import Block
+from .table import NO_SET
 
 #: Paul Tol's "muted" scheme (colour-blind safe) and black.
 COLORS = (
@@ -88,21 +89,19 @@ def variants(blocks: list[Block]) -> dict[str, int]:
             labels[ln.method].add(ln.label)
     out: dict[str, int] = {}
     for method, names in labels.items():
-        plain = {method, f"{method} [no --set]"}
+        plain = {method, f"{method} [{NO_SET}]"}
         for i, label in enumerate(sorted(names - plain)):
             out[label] = i + 1
         out.update(dict.fromkeys(names & plain, 0))
     return out
 
 
-def line_style(method: str, label: str, variant: int | None = None) -> dict[str, Any]:
-    """Plot keywords of a line: the method's colour and marker, the configuration's line style.
+def line_style(method: str, label: str, variant: int) -> dict[str, Any]:
+    """Plot keywords of a line: the method's colour and marker, configuration ``variant``'s style.
 
-    ``variant`` is the index from :func:`variants`; without it a set-apart configuration is
-    dashed.
+    ``variant`` is the line's index from :func:`variants`.
     """
-    k = variant if variant is not None else int(label not in (method, f"{method} [no --set]"))
-    return method_style(method) | {"ls": LINESTYLES[k % len(LINESTYLES)], "label": label}
+    return method_style(method) | {"ls": LINESTYLES[variant % len(LINESTYLES)], "label": label}
 
 
 def hatch(variant: int) -> str | None:

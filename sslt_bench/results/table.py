@@ -121,6 +121,10 @@ def _method_overrides(rec: dict[str, Any]) -> frozenset[str]:
     return frozenset(out)
 
 
+#: The row label's word for a method's profile configuration beside configured rows.
+NO_SET = "no --set"
+
+
 def _config_words(row: dict[str, Any], clash: list[dict[str, Any]]) -> list[str]:
     """What sets ``row``'s configuration apart from the ``clash`` rows of its method.
 
@@ -129,7 +133,7 @@ def _config_words(row: dict[str, Any], clash: list[dict[str, Any]]) -> list[str]
     """
     given = [{_method_overrides(rec) for rec in r["records"]} for r in clash]
     if all(len(g) == 1 for g in given) and len({next(iter(g)) for g in given}) == len(clash):
-        return sorted(_method_overrides(row["records"][0])) or ["no --set"]
+        return sorted(_method_overrides(row["records"][0])) or [NO_SET]
     cfg = _diff(clash, lambda r: r["records"][0].get("method_config") or {})
     return [f"{k}={(row['records'][0].get('method_config') or {}).get(k)}" for k in cfg]
 
