@@ -30,6 +30,10 @@ def test_method_smoke(method, tmp_path):
     assert len(m["per_class"]) == 10
     for key in ("overall", "many", "medium", "few"):
         assert m[key] is not None and 0.0 <= m[key] <= 100.0
+    cls = METHODS.get(method)
+    others = rec.get("other_heads", {})
+    assert set(others) == set(cls.heads) - {cls.eval_head}  # every unscored C-way head
+    assert all(0.0 <= r["overall"] <= 100.0 for r in others.values())
     losses = [e["loss"] for e in rec["history"]["epochs"]]
     assert losses and all(math.isfinite(v) for v in losses)
     written = json.loads(open(rec["_path"]).read())

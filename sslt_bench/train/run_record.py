@@ -32,8 +32,14 @@ def make_record(
     metrics: dict[str, Any] | None,
     error: str | None = None,
     resumed: dict[str, Any] | None = None,
+    other_heads: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The record of ``runner``'s run; ``status`` is ``failed`` when ``error`` is given."""
+    """The record of ``runner``'s run; ``status`` is ``failed`` when ``error`` is given.
+
+    ``other_heads``: test reports of the model's C-way heads that are not scored (ACR's and
+    ABC's standard branch, Decoupling's instance-sampled classifier), kept as ``other_heads``
+    (overall and many/medium/few) for diagnosis, as the official codes log both branches.
+    """
     spec, split, device = runner.spec, data.split, runner.device
     weights = history.get("weights", {})
     return {
@@ -56,6 +62,9 @@ def make_record(
         "config_hash": run.identity["config"],
         "data_key": run.identity["data"],
         "metrics": metrics,
+        **(
+            {"other_heads": {h: _summary(r) for h, r in other_heads.items()}} if other_heads else {}
+        ),
         "init_hash": runner.init_hash,
         "init_hashes": {"init": runner.init_hash, **{k: v[0] for k, v in weights.items()}},
         "init_plans": {k: v[1] for k, v in weights.items()},
@@ -81,3 +90,8 @@ def make_record(
         "python": platform.python_version(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _summary(report: dict[str, Any]) -> dict[str, float]:
+    """Overall and many/medium/few of an accuracy report (no per-class list)."""
+    return {k: report[k] for k in ("overall", "many", "medium", "few") if k in report}

@@ -259,8 +259,12 @@ class Runner:
             if dist.is_main:
                 write_record(run.record, record)
             raise UsageError(f"run failed: {error}; record marked failed at {run.record}") from None
-        metrics = session.evaluate(method.eval_head, method.eval_ema)
-        record = make_record(self, data, run, history, progress, t0, metrics, resumed=resumed)
+        others = tuple(h for h in method.heads if h != method.eval_head)
+        reports = session.evaluate_heads((method.eval_head, *others), method.eval_ema)
+        metrics = reports.pop(method.eval_head)
+        record = make_record(
+            self, data, run, history, progress, t0, metrics, resumed=resumed, other_heads=reports
+        )
         record.update(dist.record_fields())
         if dist.is_main:
             record = write_record(run.record, record)

@@ -103,10 +103,19 @@ class Session:
 
     def evaluate(self, head: str, use_ema: bool) -> dict[str, Any]:
         """Test accuracy (overall, many/medium/few, per class) of ``head``."""
+        return self.evaluate_heads((head,), use_ema)[head]
+
+    def evaluate_heads(self, heads: tuple[str, ...], use_ema: bool) -> dict[str, dict[str, Any]]:
+        """Test accuracy of each of ``heads`` (one feature pass shared by all of them)."""
         ctx, split = self.ctx, self.split
         net = ctx.ema if use_ema and ctx.ema is not None else ctx.model
-        pred = predict(net, head, self.features(net, self.data.test, split.test_idx)).numpy()
-        return accuracy_report(pred, split.test_y, split.class_split, split.num_classes)
+        feats = self.features(net, self.data.test, split.test_idx)
+        return {
+            h: accuracy_report(
+                predict(net, h, feats).numpy(), split.test_y, split.class_split, split.num_classes
+            )
+            for h in heads
+        }
 
     def run_step(self, step: Step) -> None:
         """Execute one step of the plan (the runner checkpoints after it)."""
