@@ -6,8 +6,9 @@
 Reads every record under leaderboards/records/ and writes, per data set, leaderboards/<data
 set>.md (compact tables with the paper's quoted numbers where the paper has them, notes,
 provenance, failed runs, embedded plots) and leaderboards/plots/<data set>-{per-class,
-per-class-bars,curves,pseudo-labels}.{png,svg} (each only when some run recorded what it
-needs), plus leaderboards/README.md (index) and leaderboards/results.csv (one raw row per run).
+per-class-bars,curves,pseudo-labels,pseudo-label-diagnostics}.{png,svg} (each only when some
+run recorded what it needs), plus leaderboards/README.md (index) and leaderboards/results.csv
+(one raw row per run).
 In the hand-written documents (the project README and leaderboards/analysis.md) it rewrites
 the body of every generated block from the same records:
 
@@ -30,7 +31,7 @@ import warnings
 from pathlib import Path
 
 from sslt_bench.errors import UsageError
-from sslt_bench.results import plots
+from sslt_bench.results import plots, plots_pseudo
 from sslt_bench.results.compare import paired_markdown, trajectory_markdown
 from sslt_bench.results.records import atomic_write_bytes, load_records
 from sslt_bench.results.render import compact_markdown, markdown, to_csv
@@ -43,7 +44,16 @@ PLOTS = {
     "per-class-bars": "Per-class test accuracy, methods side by side",
     "curves": "Test accuracy along training",
     "pseudo-labels": "Pseudo-label accuracy on the unlabeled set per labelling step",
+    "pseudo-label-diagnostics": "Pseudo labels on the unlabeled set along training "
+    "(precision, recall, mask rate, TV distance per split)",
 }
+
+
+def _figure(kind: str, recs: list[dict], dataset: str):
+    """The figure of one plot kind (``pseudo-label-diagnostics``: ``plot pseudo-labels``)."""
+    if kind == "pseudo-label-diagnostics":
+        return plots_pseudo.figure(recs, dataset)
+    return plots.figure(kind, recs, dataset)
 
 
 def _budget(recs: list[dict]) -> str:
@@ -75,7 +85,7 @@ def dataset_page(dataset: str, recs: list[dict]) -> dict[str, bytes]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                fig, _ = plots.figure(kind, ok, dataset)
+                fig, _ = _figure(kind, ok, dataset)
         except UsageError:
             continue
         stem = f"plots/{dataset}-{kind}"

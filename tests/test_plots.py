@@ -182,6 +182,15 @@ def test_method_style_fixed_distinct_and_deterministic():
     assert plots.method_style("zz-future") == plots.method_style("zz-future")
 
 
+def test_methods_sharing_the_cifar10_lt_board_have_distinct_colours():
+    from sslt_bench.results.plot_style import FIXED
+
+    board = ["alternate", "decoupling", "erm", "fixmatch", "ldam-drw", "acr", "simpro"]
+    board += [m for m in FIXED if m.startswith("fixmatch+")]
+    colours = [plots.method_style(m)["color"] for m in board]
+    assert len(board) == 13 and len(set(colours)) == len(colours)
+
+
 def test_legend_outside_labels_by_method_setting_in_title():
     recs = [rec("erm", 0), rec("alternate", 0)]
     recs.append(dict(rec("erm", 0), data_params={"imbalance_ratio": 50.0}, split_hash="5" * 16))

@@ -15,7 +15,8 @@ from ..errors import UsageError, choices_error
 from .layout import Block
 from .table import NO_SET
 
-#: Paul Tol's "muted" scheme (colour-blind safe) and black.
+#: Paul Tol's "muted" scheme (colour-blind safe), black, and three of his "vibrant" scheme
+#: (orange, red, blue) so that the cifar10-lt board's 13 methods have 13 colours.
 COLORS = (
     "#332288",
     "#88CCEE",
@@ -27,6 +28,9 @@ COLORS = (
     "#882255",
     "#AA4499",
     "#000000",
+    "#EE7733",
+    "#CC3311",
+    "#0077BB",
 )
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
 #: Fixed (colour, marker) of the built-in methods; others get unused pairs (method_style).
@@ -41,12 +45,12 @@ FIXED = {
     "fixmatch": ("#999933", "*"),
     "salsa": ("#DDCC77", "<"),
     "fixmatch+darp": ("#117733", "h"),
-    "fixmatch+abc": ("#CC6677", "p"),
-    "fixmatch+crest": ("#88CCEE", ">"),
+    "fixmatch+abc": ("#EE7733", "p"),
+    "fixmatch+crest": ("#0077BB", ">"),
     "fixmatch+daso": ("#44AA99", "<"),
     "fixmatch+saw": ("#DDCC77", "o"),
     "fixmatch+cossl": ("#882255", "s"),
-    "acr": ("#332288", "D"),
+    "acr": ("#CC3311", "D"),
     "simpro": ("#AA4499", "^"),
 }
 
