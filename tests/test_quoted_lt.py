@@ -81,7 +81,7 @@ def test_quoted_lt_rows_beside_measured_never_in_means():
             params = json.loads(key)
             assert ds == "cifar10-lt" and params["n1"] == 1500 and params["m1"] == 3000
     rev = [ln for ln in quoted if any('"reversed"' in k for _, k in ln.cells)]
-    assert {ln.table for ln in rev} == {"2 (DASO)", "classic_cv_imb (USB)"}
+    assert {ln.table for ln in rev} == {"2 (DASO)", "classic_cv_imb (USB)", "3 (CCL)"}
     # the note names the backbone and budget difference
     assert any("WRN-28-2 vs measured resnet20" in n and "profile quick" in n for n in board.notes)
     assert any("median test accuracy of the last 20 evaluations" in n for n in board.notes)
@@ -112,9 +112,16 @@ def test_quoted_lt_only_with_paper_and_matching_params():
         for c in ln.cells.values()
     }
     assert got[("1 (SimPro)", "simpro")] == 84.8 and ("1 (SimPro)", "acr") not in got
-    # uniform: DASO Table 2 only (USB reports no uniform CIFAR-10 setting)
+    # uniform: DASO Table 2 and ACR's (via CCL Table 3); USB reports no uniform CIFAR-10 setting
     uni = build_board([rec("fixmatch", 0, 40.0, "uniform")], with_paper=True)
-    assert {ln.table for ln in uni.lines if ln.quoted} == {"2 (DASO)"}
+    assert {ln.table for ln in uni.lines if ln.quoted} == {"2 (DASO)", "3 (CCL)"}
+    acr = {
+        (ln.table, ln.method): c["overall"]
+        for ln in build_board([rec("acr", 0, 40.0)], with_paper=True).lines
+        if ln.quoted
+        for c in ln.cells.values()
+    }
+    assert acr[("2 (CCL)", "acr")] == 84.1  # n1 1500, m1 3000, gamma 100, consistent
     # --method filters the quoted rows too
     only = build_board(recs, with_paper=True, paper_methods={"fixmatch+abc"})
     assert {ln.method for ln in only.lines if ln.quoted} == {"fixmatch+abc"}
