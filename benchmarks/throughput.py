@@ -105,6 +105,13 @@ def _fresh(backbone: str, data, device: torch.device, channels_last: bool):
     return to_memory_format(model, channels_last)
 
 
+def _fit(device: torch.device, min_s: float, fn, n: int) -> int:
+    """How many units of ``fn`` (timed once over ``n``) fill ``min_s`` seconds."""
+    if min_s <= 0:
+        return n
+    return int(np.ceil(min_s / max(_timed(device, fn, n) / n, 1e-9)))
+
+
 def _timed(device: torch.device, fn, n: int) -> float:
     _sync(device)
     t = time.perf_counter()
@@ -114,9 +121,19 @@ def _timed(device: torch.device, fn, n: int) -> float:
 
 
 def worker_ours(
-    case: str, data_root: str | None, steps: int, warmup: int, eval_n: int, rounds: int
+    case: str,
+    data_root: str | None,
+    steps: int,
+    warmup: int,
+    eval_n: int,
+    rounds: int,
+    min_seconds: str = "0",
 ) -> dict:
-    """Our loop and evaluation vs the model-only ceilings in both memory formats."""
+    """Our loop and evaluation vs the model-only ceilings in both memory formats.
+
+    Each timed window lasts at least ``min_seconds``: ``steps`` (and the evaluation's passes)
+    are raised to fit, from a calibration pass, so a 4 ms step is not timed over 30 ms.
+    """
     from sslt_bench.data.augment import Augmenter
     from sslt_bench.models.wrapper import use_channels_last
     from sslt_bench.train.engine import (
@@ -202,15 +219,19 @@ def worker_ours(
     eval_fns = {"ours": evaluate, **{f: infer(f) for f in FORMATS}}
     for fn in (*train_fns.values(), *eval_fns.values()):
         fn(max(warmup, 1) if fn is not evaluate else 1)
+    min_s = float(min_seconds)
+    steps = max(steps, _fit(device, min_s, loop, steps))
+    passes = max(1, _fit(device, min_s, evaluate, 1))
     times: dict[str, list[float]] = {}
     for _ in range(rounds):  # interleaved: load from other processes hits all alike
         for k, fn in train_fns.items():
             times.setdefault(f"train/{k}", []).append(steps * batch / _timed(device, fn, steps))
         for k, fn in eval_fns.items():
             n_img = eval_n if k == "ours" else (eval_n // eval_batch) * eval_batch
-            times.setdefault(f"eval/{k}", []).append(n_img / _timed(device, fn, 1))
+            times.setdefault(f"eval/{k}", []).append(passes * n_img / _timed(device, fn, passes))
     med = {k: statistics.median(v) for k, v in times.items()}
     out = {"default_format": "channels_last" if default_cl else "nchw", "batch": batch}
+    out["steps"], out["eval_images"] = steps, passes * eval_n
     for kind in ("train", "eval"):
         best = max(med[f"{kind}/{f}"] for f in FORMATS)
         out[f"{kind}_img_s"] = med[f"{kind}/ours"]
@@ -555,6 +576,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median kept)")
     ap.add_argument("--eval-images", type=int, default=2048)
+    ap.add_argument(
+        "--min-seconds",
+        type=float,
+        default=1.0,
+        help="each timed window at least this long (steps and eval passes raised to fit)",
+    )
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated cases")
     ap.add_argument("--threads", type=int, default=2, help="torch threads per worker")
     ap.add_argument("--kekmodel", default=None, help="kekmodel/FixMatch-pytorch checkout")
@@ -576,8 +603,8 @@ def main() -> None:
         print(json.dumps(fn(*conv)))
         return
     if a.quick:
-        a.steps, a.warmup, a.rounds, a.eval_images = 3, 1, 1, 512
-        a.fixmatch = "8,7"
+        a.steps, a.warmup, a.rounds, a.eval_images, a.min_seconds = 3, 1, 1, 512, 0.2
+        a.fixmatch = "8,7" if a.fixmatch != "none" else "none"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = cores if a.workers is None else a.workers
     env = {"OMP_NUM_THREADS": str(a.threads), **MALLOC}  # what `sslt-bench run` gives itself
@@ -587,7 +614,7 @@ def main() -> None:
     results["command"] = " ".join(["python", "benchmarks/throughput.py", *sys.argv[1:]])
     for case in a.cases.split(","):
         root = a.data_root if CASES[case][0] != "digits-sslt" else "-"
-        args = [case, root, a.steps, a.warmup, a.eval_images, a.rounds]
+        args = [case, root, a.steps, a.warmup, a.eval_images, a.rounds, a.min_seconds]
         try:
             r = _sub(["ours", *map(str, args)], env)
         except RuntimeError as exc:
@@ -628,7 +655,7 @@ def _load() -> str:
 def _print_case(case: str, r: dict, a) -> None:
     print(
         f"\n{case} (batch {r['batch']}, default format {r['default_format']}, "
-        f"median of {a.rounds} interleaved rounds of {a.steps} steps)"
+        f"median of {a.rounds} interleaved rounds of {r.get('steps', a.steps)} steps)"
     )
     for kind in ("train", "eval"):
         fmts = ", ".join(f"{f} {r[f'{kind}_ceiling_{f}_img_s']:.0f}" for f in FORMATS)

@@ -45,7 +45,7 @@ def test_records_carry_init_hashes_and_a_shared_init_is_checked(tmp_path):
     dec = _run(tmp_path, "decoupling")
     alt = _run(tmp_path, "alternate")
     assert dec["init_hash"] == alt["init_hash"] == dec["init_hashes"]["init"]
-    assert dec["channels_last"] is False  # CPU default memory format, recorded (it moves floats)
+    assert dec["channels_last"] is True  # CPU default memory format, recorded (it moves floats)
     assert set(dec["init_hashes"]) == {"init", "after:embed", "after:classifier"}
     # the Decoupling initialisation is one plan: same plan digests, bit-identical weights
     for key in ("after:embed", "after:classifier"):
@@ -66,5 +66,5 @@ def test_memory_format_default_by_device_and_backbone():
     from sslt_bench.models.wrapper import use_channels_last
 
     assert use_channels_last("cpu", "resnet20") and use_channels_last("cpu", "resnet32")
-    assert not use_channels_last("cpu", "small-cnn") and not use_channels_last("cpu", "resnet50")
+    assert use_channels_last("cpu", "small-cnn") and not use_channels_last("cpu", "resnet50")
     assert use_channels_last("cuda", "small-cnn")
