@@ -81,6 +81,9 @@ def dataset_page(dataset: str, recs: list[dict]) -> dict[str, bytes]:
         "parameters, method settings or split are separate rows, never averaged together.",
         markdown(board).rstrip("\n"),
     ]
+    heads = other_heads_markdown(ok)
+    if heads:
+        parts.append(heads)
     for kind, title in PLOTS.items():
         try:
             with warnings.catch_warnings():
@@ -94,6 +97,37 @@ def dataset_page(dataset: str, recs: list[dict]) -> dict[str, bytes]:
         parts.append(f"## {title}\n\n![{dataset} {kind}]({stem}.png)\n\n([SVG]({stem}.svg))")
     files[f"{dataset}.md"] = ("\n\n".join(parts) + "\n").encode()
     return files
+
+
+def other_heads_markdown(recs: list[dict]) -> str:
+    """A table of the heads runs kept but did not score (records' ``other_heads``), if any."""
+    rows = []
+    for r in sorted(recs, key=lambda r: (r["method"], r["run_id"])):
+        for head, m in sorted((r.get("other_heads") or {}).items()):
+            setting = ", ".join(r.get("overrides") or [])  # --set: data and method settings
+            cells = [f"{m[k]:.1f}" if m.get(k) is not None else "-" for k in SPLITS]
+            scored = f"{r['metrics']['overall']:.1f}"
+            rows.append(f"| {r['method']} | {setting or '-'} | {r['seed']} | {scored} | {head} | "
+                        + " | ".join(cells) + " |")  # fmt: skip
+    if not rows:
+        return ""
+    return "\n".join(
+        [
+            "## Heads kept but not scored",
+            "",
+            "Test accuracy (%) of the other classifier heads of the same final model (e.g. the "
+            "standard branch of a method that scores its balanced branch), for diagnosis: the "
+            "tables above score only the method's own head.",
+            "",
+            "| method | setting | seed | scored head overall | head | overall | many | medium "
+            "| few |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
+SPLITS = ("overall", "many", "medium", "few")
 
 
 def render_all(records_dir: Path) -> dict[str, bytes]:

@@ -261,3 +261,19 @@ def test_configurations_of_one_method_look_apart_and_long_legends_go_below():
     fig.draw_without_rendering()
     box, axes_box = leg.get_window_extent(), fig.axes[0].get_window_extent()
     assert box.y1 <= axes_box.y0  # below the axes, clear of the figure title
+
+
+def test_leaderboard_page_lists_the_heads_kept_but_not_scored():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "render_leaderboards.py"
+    spec = importlib.util.spec_from_file_location("render_leaderboards", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    acr = dict(rec("acr", 0), other_heads={"random": {"overall": 35.0, "many": 82.2}})
+    text = mod.other_heads_markdown([rec("erm", 0), acr])
+    assert text.startswith("## Heads kept but not scored")
+    (row,) = [ln for ln in text.splitlines() if ln.startswith("| acr")]
+    assert "| random | 35.0 | 82.2 | - | - |" in row
+    assert mod.other_heads_markdown([rec("erm", 0)]) == ""
