@@ -102,7 +102,7 @@ def dataset_page(dataset: str, recs: list[dict]) -> dict[str, bytes]:
 def other_heads_markdown(recs: list[dict]) -> str:
     """A table of the heads runs kept but did not score (records' ``other_heads``), if any."""
     rows = []
-    for r in sorted(recs, key=lambda r: (r["method"], r["run_id"])):
+    for r in sorted(recs, key=lambda r: (r["method"], r.get("seed", 0), r.get("run_id", ""))):
         for head, m in sorted((r.get("other_heads") or {}).items()):
             setting = ", ".join(r.get("overrides") or [])  # --set: data and method settings
             cells = [f"{m[k]:.1f}" if m.get(k) is not None else "-" for k in SPLITS]
