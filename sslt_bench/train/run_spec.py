@@ -102,7 +102,8 @@ class RunSpec:
     channels_last: bool | None = _opt(
         None,
         "--channels-last/--no-channels-last",
-        help="channels_last memory format (default: on for CUDA; on CPU for the CIFAR ResNets).",
+        help="channels_last memory format (default: on for CUDA; on CPU for the CIFAR ResNets "
+        "and the small CNN).",
     )
     compile: bool = _opt(False, "--compile", is_flag=True, help="torch.compile the backbone.")
 
