@@ -25,11 +25,12 @@ import torch
 from tabulate import tabulate
 
 from sslt_bench.data.augment import Augmenter
+from sslt_bench.data.split import SPLIT_NAMES
 from sslt_bench.train.engine import embed_items
 from sslt_bench.train.metrics import accuracy_report
 from sslt_bench.train.runner import Runner, RunSpec
 
-KEYS = ("overall", "many", "medium", "few")
+KEYS = ("overall", *SPLIT_NAMES)
 
 
 def head_logits(record: dict, ckpt: Path, data_root: str | None) -> tuple[dict, object]:

@@ -30,6 +30,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from sslt_bench.data.split import SPLIT_NAMES
 from sslt_bench.errors import UsageError
 from sslt_bench.results import plots, plots_pseudo
 from sslt_bench.results.compare import paired_markdown, trajectory_markdown
@@ -103,9 +104,10 @@ def other_heads_markdown(recs: list[dict]) -> str:
     """A table of the heads runs kept but did not score (records' ``other_heads``), if any."""
     rows = []
     for r in sorted(recs, key=lambda r: (r["method"], r.get("seed", 0), r.get("run_id", ""))):
+        setting = ", ".join(r.get("overrides") or [])  # --set: data and method settings
         for head, m in sorted((r.get("other_heads") or {}).items()):
-            setting = ", ".join(r.get("overrides") or [])  # --set: data and method settings
-            cells = [f"{m[k]:.1f}" if m.get(k) is not None else "-" for k in SPLITS]
+            keys = ("overall", *SPLIT_NAMES)
+            cells = [f"{m[k]:.1f}" if m.get(k) is not None else "-" for k in keys]
             scored = f"{r['metrics']['overall']:.1f}"
             rows.append(f"| {r['method']} | {setting or '-'} | {r['seed']} | {scored} | {head} | "
                         + " | ".join(cells) + " |")  # fmt: skip
@@ -125,9 +127,6 @@ def other_heads_markdown(recs: list[dict]) -> str:
             *rows,
         ]
     )
-
-
-SPLITS = ("overall", "many", "medium", "few")
 
 
 def render_all(records_dir: Path) -> dict[str, bytes]:

@@ -14,6 +14,7 @@ import torch
 
 from .. import __version__
 from ..config import to_dict
+from ..data.split import SPLIT_NAMES
 from ..results.records import RECORD_VERSION, git_revision
 from .diagnostics import record_fields as diagnostic_fields
 
@@ -94,4 +95,4 @@ def make_record(
 
 def _summary(report: dict[str, Any]) -> dict[str, float]:
     """Overall and many/medium/few of an accuracy report (no per-class list)."""
-    return {k: report[k] for k in ("overall", "many", "medium", "few") if k in report}
+    return {k: report[k] for k in ("overall", *SPLIT_NAMES) if k in report}
