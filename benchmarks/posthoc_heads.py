@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-from sslt_bench.data.augment import Augmenter
 from sslt_bench.data.split import SPLIT_NAMES
 from sslt_bench.train.engine import embed_items
 from sslt_bench.train.metrics import accuracy_report
@@ -49,14 +48,12 @@ def head_logits(record: dict, ckpt: Path, data_root: str | None) -> tuple[dict, 
         )
         runner = Runner(spec)
         data = runner._load_data()
-        method, ctx, _ = runner._build(data, torch.Generator().manual_seed(0))
+        method, ctx, loader = runner._build(data, torch.Generator().manual_seed(0))
     payload = torch.load(ckpt, map_location="cpu", weights_only=False)
     net = ctx.model
     net.load_state_dict(payload.get("ema") or payload["model"])
     net.eval()
-    aug = Augmenter(data.mean, data.std, data.crop_padding, data.flip, ctx.device, data.crop,
-                    data.crop_size)  # fmt: skip
-    feats = embed_items(net, data.test, data.split.test_idx, aug, ctx.device)
+    feats = embed_items(net, data.test, data.split.test_idx, loader.augmenter, ctx.device)
     with torch.no_grad():
         return {h: net.heads[h](feats).float().cpu() for h in method.heads}, data.split
 
