@@ -255,6 +255,26 @@ def build_config(
     return cfg
 
 
+def method_config(
+    cls: type[C],
+    profile: str,
+    hints: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> C:
+    """The method config a run gets: the profile, then a data set's hints, then the user's.
+
+    Args:
+        cls: the method's config dataclass.
+        profile: the profile name (``quick``, ``paper`` or one of ``cls.PROFILES``).
+        hints: the data set's settings for this profile (``builder.hints[profile]``); keys
+            that ``cls`` lacks are ignored, as a data set hints every method at once.
+        overrides: the user's ``--set`` values for the method group.
+    """
+    fields = field_types(cls)
+    kept = {k: v for k, v in (hints or {}).items() if k in fields}
+    return build_config(cls, profile, {**kept, **(overrides or {})})
+
+
 def split_overrides(pairs: list[str], groups: Mapping[str, type]) -> dict[str, dict[str, str]]:
     """Route ``key=value`` strings to the config group that owns the key.
 

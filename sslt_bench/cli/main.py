@@ -117,15 +117,18 @@ def _list_keys(method: str, dataset: str, profile: str) -> None:
     """Every ``--set`` key of METHOD on DATASET: group, type, value under PROFILE, range."""
     import dataclasses
 
-    from ..config import build_config, field_range, field_types
+    from ..config import build_config, field_range, field_types, method_config
 
     builder = DATASETS.get(dataset)
     method_cls = METHODS.get(method).Config
+    hints = getattr(builder, "hints", {}).get(profile)
+    configs = (
+        ("method", method_cls, method_config(method_cls, profile, hints)),
+        ("data", builder.Params, build_config(builder.Params, "paper")),
+    )
     rows = []
-    for group, cls, prof in (("method", method_cls, profile), ("data", builder.Params, "paper")):
-        hints = getattr(builder, "hints", {}).get(profile, {}) if group == "method" else {}
+    for group, cls, cfg in configs:
         types_ = field_types(cls)
-        cfg = build_config(cls, prof, {k: v for k, v in hints.items() if k in types_})
         for f in dataclasses.fields(cfg):
             kind = getattr(types_[f.name], "__name__", None) or str(types_[f.name])
             value = getattr(cfg, f.name)

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import paper
 from .aggregate import METRICS, _params_key, aggregate, fmt, group_key, is_ok
+from .drift import OLD, drift_words, profile_drift
 
 __all__ = [
     "METRICS",
@@ -140,13 +141,15 @@ def _config_words(row: dict[str, Any], clash: list[dict[str, Any]]) -> list[str]
 
 def _suffix(row: dict[str, Any], clash: list[dict[str, Any]], by_seed: bool) -> str:
     parts = [f"seed {row['seeds'][0]}"] if by_seed else []
+    drift = profile_drift(row["records"][0])
     if len({(r["config_hash"], r["split_hash"]) for r in clash}) > 1:
         if len({r["split_hash"] for r in clash}) > 1:
             parts.append(f"split {row['split_hash'][:8]}")
-        words = _config_words(row, clash)
+        words = [w for w in _config_words(row, clash) if w.partition("=")[0] not in drift]
         parts.extend(words)
-        if not words and len({r["split_hash"] for r in clash}) == 1:
+        if not words and not drift and len({r["split_hash"] for r in clash}) == 1:
             parts.append(f"config {row['config_hash']}")
+    parts.extend(drift_words(row["profile"], drift))
     return f"{row['method']} [{', '.join(parts)}]" if parts else row["method"]
 
 
@@ -187,9 +190,22 @@ def build_board(
         (r for r in records if not is_ok(r)),
         key=lambda r: (r.get("dataset", ""), r.get("method", ""), r.get("seed", 0)),
     )
-    notes: list[str] = []
+    notes = _drift_notes(rows)
     quoted = _quoted_lines(rows, columns, notes, paper_methods) if with_paper else []
     return Board(columns, measured + quoted, rows, failed, notes, tuple(metrics))
+
+
+def _drift_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One note per method whose rows ran under an older version of their profile."""
+    now: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in rows:
+        for key, (_, value) in profile_drift(r["records"][0]).items():
+            now[(r["method"], r["profile"])].add(f"{key}={value}")
+    return [
+        f"{method} [{OLD} {profile}: ...] ran before its profile changed; the label gives the "
+        f"recorded values, the {profile} profile now gives {', '.join(sorted(values))}."
+        for (method, profile), values in sorted(now.items())
+    ]
 
 
 def _quoted_lines(rows, columns, notes: list[str], methods: set[str] | None) -> list[Line]:

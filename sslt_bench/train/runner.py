@@ -27,6 +27,7 @@ from ..config import (
     build_config,
     check_batch_size,
     field_types,
+    method_config,
     parse_value,
     shapes_split,
     split_overrides,
@@ -118,13 +119,8 @@ class Runner:
         self.split_file = self._read_split_file() if spec.split_file else None
         self.split_seed = self.split_file.seed if self.split_file else spec.split_seed
         self.data_params = build_config(self.builder.Params, "paper", self._data_settings(routed))
-        fields = field_types(self.method_cls.Config)
-        hints = {
-            k: v
-            for k, v in getattr(self.builder, "hints", {}).get(spec.profile, {}).items()
-            if k in fields
-        }
-        self.cfg = build_config(self.method_cls.Config, spec.profile, {**hints, **routed["method"]})
+        hints = getattr(self.builder, "hints", {}).get(spec.profile, {})
+        self.cfg = method_config(self.method_cls.Config, spec.profile, hints, routed["method"])
         self.backbone = self.cfg.backbone or "resnet32"
         MODELS.get(self.backbone)
         self.device = resolve_device(spec.device)
