@@ -120,6 +120,99 @@ def _timed(device: torch.device, fn, n: int) -> float:
     return time.perf_counter() - t
 
 
+def _interleaved(device: torch.device, windows: dict, rounds: int) -> dict[str, list[float]]:
+    """Images/s of every window in ``rounds`` interleaved rounds (load hits all alike).
+
+    Args:
+        windows: name -> (fn, units, images per unit); ``fn(units)`` is timed once a round.
+    """
+    times: dict[str, list[float]] = {k: [] for k in windows}
+    for _ in range(rounds):
+        for k, (fn, n, per_unit) in windows.items():
+            times[k].append(n * per_unit / _timed(device, fn, n))
+    return times
+
+
+def _in_format(x: torch.Tensor, fmt: str) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if fmt == "channels_last" else x
+
+
+def _sgd_window(model, x, y, device: torch.device, amp: str):
+    """``run(n)``: n SGD steps of ``model`` on the ready batch ``x, y`` (the train ceiling)."""
+    from sslt_bench.train.engine import amp_context
+
+    opt = _sgd(model)
+
+    def run(n: int) -> None:
+        model.train()
+        for _ in range(n):
+            with amp_context(device, amp):
+                loss = F.cross_entropy(model(x, "random"), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        float(loss.detach())
+
+    return run
+
+
+def _infer_window(model, x, batches: int, device: torch.device, amp: str):
+    """``run(n)``: n passes of ``batches`` forwards + argmax of the ready batch ``x``."""
+    from sslt_bench.train.engine import amp_context
+
+    def run(n: int) -> None:
+        model.eval()
+        with torch.no_grad(), amp_context(device, amp):
+            for _ in range(n * batches):
+                model(x, "random").argmax(1).cpu()
+
+    return run
+
+
+def _our_windows(model, data, batch: int, eval_n: int, aug, device: torch.device, amp: str, gen):
+    """``train(n)`` (n steps of the runner's loop) and ``evaluate(n)`` (n test passes)."""
+    from sslt_bench.train.engine import Loader, Optimiser, embed_items, predict, train_epoch
+    from sslt_bench.train.stages import Train
+
+    split = data.split
+    item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
+    loader = Loader(data.train, item_src, aug, device)
+    labels = torch.as_tensor(split.labeled_y)
+    pool = torch.arange(len(labels))
+    ctx, opt = _ctx(model, data, device, gen), _sgd(model)
+
+    def ce(b, c):
+        return F.cross_entropy(c.model(b.x, "random"), b.y)
+
+    def train(n: int) -> None:
+        step = Train("bench", 1, ce, batch_size=batch, lr=0.01, steps_per_epoch=n)
+        model.train()
+        train_epoch(step, ctx, loader, (pool, labels), pool, Optimiser(opt, amp))
+
+    idx = np.resize(split.test_idx, eval_n)
+
+    def evaluate(n: int) -> None:
+        for _ in range(n):
+            predict(model, "random", embed_items(model, data.test, idx, aug, device, amp=amp))
+
+    return train, evaluate
+
+
+def _ratios(times: dict[str, list[float]]) -> dict:
+    """Medians, the best ceiling over both formats and our ratio to it, per train and eval."""
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out = {}
+    for kind in ("train", "eval"):
+        best = max(med[f"{kind}/{f}"] for f in FORMATS)
+        out[f"{kind}_img_s"] = med[f"{kind}/ours"]
+        out[f"{kind}_ceiling_img_s"] = best
+        out[f"{kind}_ratio"] = med[f"{kind}/ours"] / best
+        for f in FORMATS:
+            out[f"{kind}_ceiling_{f}_img_s"] = med[f"{kind}/{f}"]
+    out["rounds"] = {k: [round(v, 1) for v in vals] for k, vals in times.items()}
+    return out
+
+
 def worker_ours(
     case: str,
     data_root: str | None,
@@ -136,111 +229,40 @@ def worker_ours(
     """
     from sslt_bench.data.augment import Augmenter
     from sslt_bench.models.wrapper import use_channels_last
-    from sslt_bench.train.engine import (
-        Loader,
-        Optimiser,
-        amp_context,
-        embed_items,
-        predict,
-        train_epoch,
-    )
-    from sslt_bench.train.stages import Train
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp = "bf16" if device.type == "cuda" else "none"
     data, _, batch = _setup(case, data_root, device)
-    backbone = CASES[case][1]
+    backbone, split = CASES[case][1], data.split
     default_cl = use_channels_last(device, backbone)
-    split = data.split
     aug = Augmenter(data.mean, data.std, data.crop_padding, data.flip, device)
-    item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
-    loader = Loader(data.train, item_src, aug, device)
-    labels = torch.as_tensor(split.labeled_y)
-    pool = torch.arange(len(labels))
     models = {f: _fresh(backbone, data, device, f == "channels_last") for f in FORMATS}
     ours = _fresh(backbone, data, device, default_cl)
     gen = torch.Generator().manual_seed(0)
-    ctx = _ctx(ours, data, device, gen)
-    opt = _sgd(ours)
-
-    def ce(b, c):
-        return F.cross_entropy(c.model(b.x, "random"), b.y)
-
-    def loop(n: int) -> None:
-        step = Train("bench", 1, ce, batch_size=batch, lr=0.01, steps_per_epoch=n)
-        ours.train()
-        train_epoch(step, ctx, loader, (pool, labels), pool, Optimiser(opt, amp))
-
+    train, evaluate = _our_windows(ours, data, batch, eval_n, aug, device, amp, gen)
+    labels = torch.as_tensor(split.labeled_y)
+    item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
     x = aug(next(data.train.iter_batches([item_src[:batch]], device)), "weak", gen)
-    y = labels[:batch].to(device) if len(labels) >= batch else labels.repeat(batch)[:batch]
-    y = y.to(device)
-    opts = {f: _sgd(m) for f, m in models.items()}
-
-    def ceiling(fmt: str):
-        m, o = models[fmt], opts[fmt]
-        xf = x.contiguous(memory_format=torch.channels_last) if fmt == "channels_last" else x
-
-        def run(n: int) -> None:
-            m.train()
-            for _ in range(n):
-                with amp_context(device, amp):
-                    loss = F.cross_entropy(m(xf, "random"), y)
-                o.zero_grad(set_to_none=True)
-                loss.backward()
-                o.step()
-            float(loss.detach())
-
-        return run
-
-    idx = np.resize(split.test_idx, eval_n)
+    y = labels[:batch] if len(labels) >= batch else labels.repeat(batch)[:batch]
     eval_batch = 512
-
-    def evaluate(n: int) -> None:
-        for _ in range(n):
-            predict(ours, "random", embed_items(ours, data.test, idx, aug, device, amp=amp))
-
-    xe = aug(
-        next(data.test.iter_batches([np.resize(split.test_idx, eval_batch)], device)), "none", gen
-    )
-
-    def infer(fmt: str):
-        m = models[fmt]
-        xf = xe.contiguous(memory_format=torch.channels_last) if fmt == "channels_last" else xe
-
-        def run(n: int) -> None:
-            m.eval()
-            with torch.no_grad(), amp_context(device, amp):
-                for _ in range(n * eval_n // eval_batch):
-                    m(xf, "random").argmax(1).cpu()
-
-        return run
-
-    train_fns = {"ours": loop, **{f: ceiling(f) for f in FORMATS}}
-    eval_fns = {"ours": evaluate, **{f: infer(f) for f in FORMATS}}
+    test_ids = np.resize(split.test_idx, eval_batch)
+    xe = aug(next(data.test.iter_batches([test_ids], device)), "none", gen)
+    train_fns = {"ours": train}
+    eval_fns = {"ours": evaluate}
+    for f, m in models.items():
+        train_fns[f] = _sgd_window(m, _in_format(x, f), y.to(device), device, amp)
+        eval_fns[f] = _infer_window(m, _in_format(xe, f), eval_n // eval_batch, device, amp)
     for fn in (*train_fns.values(), *eval_fns.values()):
         fn(max(warmup, 1) if fn is not evaluate else 1)
-    min_s = float(min_seconds)
-    steps = max(steps, _fit(device, min_s, loop, steps))
-    passes = max(1, _fit(device, min_s, evaluate, 1))
-    times: dict[str, list[float]] = {}
-    for _ in range(rounds):  # interleaved: load from other processes hits all alike
-        for k, fn in train_fns.items():
-            times.setdefault(f"train/{k}", []).append(steps * batch / _timed(device, fn, steps))
-        for k, fn in eval_fns.items():
-            n_img = eval_n if k == "ours" else (eval_n // eval_batch) * eval_batch
-            times.setdefault(f"eval/{k}", []).append(passes * n_img / _timed(device, fn, passes))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    steps = max(steps, _fit(device, float(min_seconds), train, steps))
+    passes = max(1, _fit(device, float(min_seconds), evaluate, 1))
+    ceiling_images = (eval_n // eval_batch) * eval_batch
+    windows = {f"train/{k}": (fn, steps, batch) for k, fn in train_fns.items()}
+    for k, fn in eval_fns.items():
+        windows[f"eval/{k}"] = (fn, passes, eval_n if k == "ours" else ceiling_images)
     out = {"default_format": "channels_last" if default_cl else "nchw", "batch": batch}
     out["steps"], out["eval_images"] = steps, passes * eval_n
-    for kind in ("train", "eval"):
-        best = max(med[f"{kind}/{f}"] for f in FORMATS)
-        out[f"{kind}_img_s"] = med[f"{kind}/ours"]
-        out[f"{kind}_ceiling_img_s"] = best
-        out[f"{kind}_ratio"] = med[f"{kind}/ours"] / best
-        for f in FORMATS:
-            out[f"{kind}_ceiling_{f}_img_s"] = med[f"{kind}/{f}"]
-    out["rounds"] = {k: [round(v, 1) for v in vals] for k, vals in times.items()}
-    return out
+    return out | _ratios(_interleaved(device, windows, rounds))
 
 
 def _kekmodel_imports(path: str):
@@ -259,6 +281,118 @@ def _kekmodel_imports(path: str):
     return kek_train, TransformFixMatch, ModelEMA
 
 
+def _our_fixmatch(data, device: torch.device, batch: int, mu: int, amp: str):
+    """``run(n)``: n steps of ``fixmatch``'s plan step through ``engine.train_epoch``."""
+    import dataclasses
+
+    from sslt_bench.config import build_config
+    from sslt_bench.data.augment import Augmenter
+    from sslt_bench.methods.base import DataInfo
+    from sslt_bench.models.wrapper import use_channels_last
+    from sslt_bench.registry import METHODS
+    from sslt_bench.train.ema import make_ema
+    from sslt_bench.train.engine import Loader, Optimiser, train_epoch
+
+    split = data.split
+    cls = METHODS.get("fixmatch")
+    cfg = build_config(cls.Config, "quick", {"batch_size": batch, "mu": mu})
+    n_lab, n_unl = len(split.labeled_idx), len(split.unlabeled_idx)
+    info = DataInfo(
+        split.num_classes, split.labeled_counts, n_lab, n_unl, data.channels, data.image_size
+    )
+    step0 = cls(cfg, info).plan()[0]
+    ours = _fresh("resnet32", data, device, use_channels_last(device, "resnet32"))
+    ctx = _ctx(ours, data, device, torch.Generator().manual_seed(0))
+    ctx.ema = make_ema(ours)
+    aug = Augmenter(data.mean, data.std, data.crop_padding, data.flip, device)
+    item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
+    loader = Loader(data.train, item_src, aug, device)
+    labels = torch.as_tensor(split.labeled_y)
+    pool, unl = torch.arange(len(labels)), torch.arange(n_lab, len(item_src))
+    opt = _sgd(ours)
+
+    def run(n: int) -> None:
+        ours.train()
+        step = dataclasses.replace(step0, epochs=1, steps_per_epoch=n, batch_size=batch)
+        train_epoch(step, ctx, loader, (pool, labels), unl, Optimiser(opt, amp))
+
+    return run
+
+
+class _PilImages(torch.utils.data.Dataset):
+    """``hwc[ids]`` (HWC uint8) as PIL images through ``transform``, with ``labels`` or 0."""
+
+    def __init__(self, hwc: np.ndarray, ids, transform, labels=None) -> None:
+        self.hwc, self.ids, self.transform, self.labels = hwc, ids, transform, labels
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        img = self.hwc[self.ids[i]]
+        pil = Image.fromarray(img.squeeze(-1), "L") if img.shape[-1] == 1 else Image.fromarray(img)
+        return self.transform(pil), 0 if self.labels is None else int(self.labels[i])
+
+
+def _kekmodel_window(path: str, data, device, batch: int, mu: int, workers: int, need: int):
+    """``run(n)``: n steps of kekmodel/FixMatch-pytorch's own step (its train.py lines)."""
+    import types
+
+    kek, TransformFixMatch, ModelEMA = _kekmodel_imports(path)
+    split = data.split
+    theirs = _fresh("resnet32", data, device, False)  # their code: default format
+    ema = ModelEMA(types.SimpleNamespace(device=device), theirs, 0.999)
+    opt = _sgd(theirs)
+    hwc = data.train.images.permute(0, 2, 3, 1).numpy()
+
+    def loader(ids, transform, bs):
+        images = _PilImages(hwc, ids, transform)
+        sampler = torch.utils.data.RandomSampler(
+            images, replacement=True, num_samples=need * bs // batch
+        )
+        return iter(
+            torch.utils.data.DataLoader(
+                images,
+                bs,
+                sampler=sampler,
+                num_workers=workers,
+                drop_last=True,
+                pin_memory=device.type == "cuda",
+            )
+        )
+
+    lab_it = loader(split.labeled_idx, T_weak(data), batch)
+    unlab_it = loader(
+        split.unlabeled_idx, TransformFixMatch(mean=data.mean, std=data.std), batch * mu
+    )
+    y_all = torch.as_tensor(split.labeled_y)
+
+    def run(n: int) -> None:
+        theirs.train()
+        for _ in range(n):
+            (inputs_x, _), ((u_w, u_s), _) = next(lab_it), next(unlab_it)
+            targets_x = y_all[torch.randint(len(y_all), (len(inputs_x),))].to(device)
+            inputs = kek.interleave(torch.cat((inputs_x, u_w, u_s)), 2 * mu + 1).to(device)
+            logits = kek.de_interleave(theirs(inputs, "random"), 2 * mu + 1)
+            logits_x = logits[: len(inputs_x)]
+            logits_u_w, logits_u_s = logits[len(inputs_x) :].chunk(2)
+            lx = F.cross_entropy(logits_x, targets_x)
+            max_probs, targets_u = torch.softmax(logits_u_w.detach(), dim=-1).max(-1)
+            mask = max_probs.ge(0.95).float()
+            lu = (F.cross_entropy(logits_u_s, targets_u, reduction="none") * mask).mean()
+            loss = lx + lu
+            loss.backward()
+            for v in (loss, lx, lu, mask.mean()):
+                v.item()  # its AverageMeter updates
+            opt.step()
+            ema.update(theirs)
+            theirs.zero_grad()
+
+    return run
+
+
 def worker_fixmatch(
     data_root: str | None,
     steps: int,
@@ -270,123 +404,17 @@ def worker_fixmatch(
     rounds: int,
 ) -> dict:
     """FixMatch step, ours vs kekmodel/FixMatch-pytorch's, ResNet-32 on cifar10-sslt."""
-    import dataclasses
-    import types
-
-    from PIL import Image
-
-    from sslt_bench.config import build_config
-    from sslt_bench.data.augment import Augmenter
-    from sslt_bench.methods.base import DataInfo
-    from sslt_bench.models.wrapper import use_channels_last
-    from sslt_bench.registry import METHODS
-    from sslt_bench.train.ema import make_ema
-    from sslt_bench.train.engine import Loader, Optimiser, train_epoch
-
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     amp = "bf16" if device.type == "cuda" else "none"
-    case = "resnet32/cifar10-sslt"
-    data, _, _ = _setup(case, data_root, device)
-    split = data.split
-    cls = METHODS.get("fixmatch")
-    cfg = build_config(cls.Config, "quick", {"batch_size": batch, "mu": mu})
-    info = DataInfo(
-        split.num_classes,
-        split.labeled_counts,
-        len(split.labeled_idx),
-        len(split.unlabeled_idx),
-        data.channels,
-        data.image_size,
-    )
-    method = cls(cfg, info)
-    ours = _fresh("resnet32", data, device, use_channels_last(device, "resnet32"))
-    gen = torch.Generator().manual_seed(0)
-    ctx = _ctx(ours, data, device, gen)
-    ctx.ema = make_ema(ours)
-    aug = Augmenter(data.mean, data.std, data.crop_padding, data.flip, device)
-    item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
-    loader = Loader(data.train, item_src, aug, device)
-    labels = torch.as_tensor(split.labeled_y)
-    pool = torch.arange(len(labels))
-    unl = torch.arange(len(split.labeled_idx), len(item_src))
-    step0 = method.plan()[0]
-    opt = _sgd(ours)
-
-    def loop(n: int) -> None:
-        ours.train()
-        step = dataclasses.replace(step0, epochs=1, steps_per_epoch=n, batch_size=batch)
-        train_epoch(step, ctx, loader, (pool, labels), unl, Optimiser(opt, amp))
-
-    fns = {"ours": loop}
+    data, _, _ = _setup("resnet32/cifar10-sslt", data_root, device)
+    fns = {"ours": _our_fixmatch(data, device, batch, mu, amp)}
     if kekmodel:
-        kek, TransformFixMatch, ModelEMA = _kekmodel_imports(kekmodel)
-        theirs = _fresh("resnet32", data, device, False)  # their code: default format
-        ema = ModelEMA(types.SimpleNamespace(device=device), theirs, 0.999)
-        topt = _sgd(theirs)
-        hwc = data.train.images.permute(0, 2, 3, 1).numpy()
-        tf = TransformFixMatch(mean=data.mean, std=data.std)
-        weak_tf = T_weak(data)
-
-        class Images(torch.utils.data.Dataset):
-            def __init__(self, ids, transform):
-                self.ids, self.transform = ids, transform
-
-            def __len__(self):
-                return len(self.ids)
-
-            def __getitem__(self, i):
-                return self.transform(Image.fromarray(hwc[self.ids[i]])), 0
-
         need = (warmup + steps * rounds + 1) * batch
-
-        def dl(ids, bs):
-            sampler = torch.utils.data.RandomSampler(
-                ids, replacement=True, num_samples=need * bs // batch
-            )
-            return torch.utils.data.DataLoader(
-                ids,
-                batch_size=bs,
-                sampler=sampler,
-                num_workers=workers,
-                drop_last=True,
-                pin_memory=device.type == "cuda",
-            )
-
-        lab = dl(Images(split.labeled_idx, weak_tf), batch)
-        unlab = dl(Images(split.unlabeled_idx, tf), batch * mu)
-        lab_it, unlab_it = iter(lab), iter(unlab)
-        y_all = torch.as_tensor(split.labeled_y)
-
-        def theirs_step(n: int) -> None:
-            theirs.train()
-            for _ in range(n):
-                (inputs_x, _), ((u_w, u_s), _) = next(lab_it), next(unlab_it)
-                targets_x = y_all[torch.randint(len(y_all), (len(inputs_x),))].to(device)
-                inputs = kek.interleave(torch.cat((inputs_x, u_w, u_s)), 2 * mu + 1).to(device)
-                logits = kek.de_interleave(theirs(inputs, "random"), 2 * mu + 1)
-                logits_x = logits[: len(inputs_x)]
-                logits_u_w, logits_u_s = logits[len(inputs_x) :].chunk(2)
-                lx = F.cross_entropy(logits_x, targets_x)
-                probs = torch.softmax(logits_u_w.detach(), dim=-1)
-                max_probs, targets_u = probs.max(-1)
-                mask = max_probs.ge(0.95).float()
-                lu = (F.cross_entropy(logits_u_s, targets_u, reduction="none") * mask).mean()
-                loss = lx + lu
-                loss.backward()
-                for v in (loss, lx, lu, mask.mean()):
-                    v.item()  # its AverageMeter updates
-                topt.step()
-                ema.update(theirs)
-                theirs.zero_grad()
-
-        fns["kekmodel"] = theirs_step
+        fns["kekmodel"] = _kekmodel_window(kekmodel, data, device, batch, mu, workers, need)
     for fn in fns.values():
         fn(max(warmup, 1))
-    times: dict[str, list[float]] = {}
     per_step = batch * (1 + 2 * mu)
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            times.setdefault(k, []).append(steps * per_step / _timed(device, fn, steps))
+    times = _interleaved(device, {k: (fn, steps, per_step) for k, fn in fns.items()}, rounds)
     med = {k: statistics.median(v) for k, v in times.items()}
     out = {"batch": batch, "mu": mu, "workers": workers, "fixmatch_img_s": med["ours"]}
     if "kekmodel" in med:
@@ -410,54 +438,12 @@ def T_weak(data):
     )
 
 
-def worker_pil(
-    case: str, data_root: str | None, steps: int, warmup: int, eval_n: int, workers: int
-) -> dict:
-    """The reference recipe: PIL per image, torchvision transforms, a shuffling DataLoader."""
-    from PIL import Image
-    from torchvision import transforms as T
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    data, model, batch = _setup(case, data_root, device)
-    split = data.split
-    train_x = data.train.images[torch.as_tensor(split.labeled_idx)].permute(0, 2, 3, 1).numpy()
-    test_x = data.test.images[torch.as_tensor(np.resize(split.test_idx, eval_n))]
-    test_x = test_x.permute(0, 2, 3, 1).numpy()
-    mode = "L" if data.channels == 1 else "RGB"
-    size = data.image_size
-    norm = T.Normalize(data.mean, data.std)
-    aug = [T.RandomCrop(size, padding=data.crop_padding)]
-    aug += [T.RandomHorizontalFlip()] if data.flip else []
-    train_tf = T.Compose([*aug, T.ToTensor(), norm])
-    test_tf = T.Compose([T.ToTensor(), norm])
-
-    class Arrays(torch.utils.data.Dataset):
-        def __init__(self, x, y, tf):
-            self.x, self.y, self.tf = x, y, tf
-
-        def __len__(self):
-            return len(self.x)
-
-        def __getitem__(self, i):
-            img = Image.fromarray(self.x[i].squeeze(-1) if mode == "L" else self.x[i], mode)
-            return self.tf(img), int(self.y[i])
-
-    ds = Arrays(train_x, split.labeled_y, train_tf)
-    n_needed = (warmup + steps) * batch
-    sampler = torch.utils.data.RandomSampler(ds, replacement=False, num_samples=n_needed)
-    dl = torch.utils.data.DataLoader(
-        ds,
-        batch_size=batch,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        drop_last=True,
-    )
+def _pil_train(model, dl, warmup: int, steps: int, device: torch.device) -> tuple[float, int]:
+    """Seconds of ``steps`` SGD steps fed by ``dl`` after ``warmup``, and minor page faults."""
     opt = _sgd(model)
     model.train()
     it = iter(dl)
-    t = 0.0
-    f0 = 0
+    t, f0 = 0.0, 0
     for i in range(warmup + steps):
         if i == warmup:
             _sync(device)
@@ -470,10 +456,38 @@ def worker_pil(
         opt.step()
         float(loss.detach())
     _sync(device)
-    t_train = time.perf_counter() - t
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
-    del it
-    test_ds = Arrays(test_x, np.zeros(len(test_x), dtype=np.int64), test_tf)
+    return time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+
+
+def worker_pil(
+    case: str, data_root: str | None, steps: int, warmup: int, eval_n: int, workers: int
+) -> dict:
+    """The reference recipe: PIL per image, torchvision transforms, a shuffling DataLoader."""
+    from torchvision import transforms as T
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    data, model, batch = _setup(case, data_root, device)
+    split = data.split
+    train_x = data.train.images[torch.as_tensor(split.labeled_idx)].permute(0, 2, 3, 1).numpy()
+    test_x = data.test.images[torch.as_tensor(np.resize(split.test_idx, eval_n))]
+    test_x = test_x.permute(0, 2, 3, 1).numpy()
+    norm = T.Normalize(data.mean, data.std)
+    aug = [T.RandomCrop(data.image_size, padding=data.crop_padding)]
+    aug += [T.RandomHorizontalFlip()] if data.flip else []
+    train_tf = T.Compose([*aug, T.ToTensor(), norm])
+    ds = _PilImages(train_x, np.arange(len(train_x)), train_tf, split.labeled_y)
+    n_needed = (warmup + steps) * batch
+    sampler = torch.utils.data.RandomSampler(ds, replacement=False, num_samples=n_needed)
+    dl = torch.utils.data.DataLoader(
+        ds,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        drop_last=True,
+    )
+    t_train, faults = _pil_train(model, dl, warmup, steps, device)
+    test_ds = _PilImages(test_x, np.arange(len(test_x)), T.Compose([T.ToTensor(), norm]))
     tl = torch.utils.data.DataLoader(test_ds, batch_size=100, num_workers=workers)
     model.eval()
     t = time.perf_counter()
@@ -565,7 +579,7 @@ def machine() -> str:
     return f"{cpu}, {cores} cores, {gpu}, torch {torch.__version__}, Python {py}"
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
         "--data-root",
@@ -593,14 +607,22 @@ def main() -> None:
     ap.add_argument("--method-epochs", default="20,5,10", help="--methods: init, loops, epochs")
     ap.add_argument("--json", default=None, help="also write the figures here")
     ap.add_argument("--worker", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    a = ap.parse_args()
+    return ap
+
+
+def _worker(kind: str, *rest: str) -> None:
+    """Run one worker (in this subprocess) and print its JSON line."""
+    fns = {"ours": worker_ours, "pil": worker_pil, "methods": worker_methods}
+    fn = {**fns, "fixmatch": worker_fixmatch}[kind]
+    conv = [None if v == "-" else (int(v) if v.lstrip("-").isdigit() else v) for v in rest]
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    print(json.dumps(fn(*conv)))
+
+
+def main() -> None:
+    a = _parser().parse_args()
     if a.worker:
-        kind, *rest = a.worker
-        fns = {"ours": worker_ours, "pil": worker_pil, "methods": worker_methods}
-        fn = {**fns, "fixmatch": worker_fixmatch}[kind]
-        conv = [None if v == "-" else (int(v) if v.lstrip("-").isdigit() else v) for v in rest]
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-        print(json.dumps(fn(*conv)))
+        _worker(*a.worker)
         return
     if a.quick:
         a.steps, a.warmup, a.rounds, a.eval_images, a.min_seconds = 3, 1, 1, 512, 0.2
