@@ -41,7 +41,7 @@ def make_record(
     ABC's standard branch, Decoupling's instance-sampled classifier), kept as ``other_heads``
     (overall and many/medium/few) for diagnosis, as the official codes log both branches.
     """
-    spec, split, device = runner.spec, data.split, runner.device
+    spec, split = runner.spec, data.split
     weights = history.get("weights", {})
     return {
         "kind": "sslt-bench-result",
@@ -71,19 +71,34 @@ def make_record(
         "init_plans": {k: v[1] for k, v in weights.items()},
         "history": {k: v for k, v in history.items() if k not in ("weights", "u_diagnostics")},
         **diagnostic_fields(history, runner.diag_settings()),
+        **_timing(progress, t0, resumed),
+        **_machine(runner),
+    }
+
+
+def _timing(progress: dict[str, Any], t0: float, resumed: dict[str, Any] | None) -> dict:
+    """Wall, training and diagnostics seconds, images trained on, and the resumed run."""
+    return {
         "wall_time_s": round(time.time() - t0, 3),
         "train_time_s": round(progress["train_time"], 3),
         "diagnostics_time_s": round(progress.get("diag_time", 0.0), 3),
         "train_images": progress["images"],
         "train_images_per_s": round(progress["images"] / max(progress["train_time"], 1e-9), 1),
         "resumed_from": resumed,
+    }
+
+
+def _machine(runner: Runner) -> dict[str, Any]:
+    """Where the run ran: device, threads, memory format, versions, revision, host, time."""
+    device = runner.device
+    return {
         "device": str(device),
         "device_name": torch.cuda.get_device_name()
         if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "channels_last": getattr(runner, "channels_last", None),
-        "deterministic": spec.deterministic,
+        "deterministic": runner.spec.deterministic,
         "torch": torch.__version__,
         "sslt_bench": __version__,
         "git": git_revision(),
