@@ -319,22 +319,25 @@ def train_epoch(
         if sums.sync and not torch.isfinite(loss):  # CUDA: checked in sums.means()
             sums.add(i, loss, logs)
         opt.step(loss)
-        if ctx.ema is not None and step.ema_decay is not None:
-            ema_update(ctx.ema, ctx.model, ema_decay_at(step, ctx))
-        if step.decoupled_decay:
-            decay_state(ctx.model, step.decoupled_decay)
-        if after_step is not None:
-            after_step(ctx.step)
+        _after_update(step, ctx, after_step)
         sums.add(i, loss, logs)
         seen += len(b)
         _show_loss(progress, sums.running_loss(i + 1))
     out = sums.means(len(plan.batches))
     if not sums.sync:
         _show_loss(progress, out["loss"])
-    out["images"] = float(seen)
     last = lr_at(step, ctx.step, plan.total, plan.steps_per_epoch)
-    out["lr"] = last if plan.batches else step.lr
-    return out
+    return out | {"images": float(seen), "lr": last if plan.batches else step.lr}
+
+
+def _after_update(step: Train, ctx: StepContext, after_step: Callable[[int], None] | None) -> None:
+    """What follows every optimiser step: EMA, decoupled weight decay, the caller's hook."""
+    if ctx.ema is not None and step.ema_decay is not None:
+        ema_update(ctx.ema, ctx.model, ema_decay_at(step, ctx))
+    if step.decoupled_decay:
+        decay_state(ctx.model, step.decoupled_decay)
+    if after_step is not None:
+        after_step(ctx.step)
 
 
 def _show_loss(progress, loss: float | None) -> None:
