@@ -138,6 +138,38 @@ def visible_gpus() -> list[str]:
     return vis.split(",") if vis else [str(i) for i in range(torch.cuda.device_count())]
 
 
+def _track(procs: dict, lock: threading.Lock, i: int, proc: subprocess.Popen | None) -> None:
+    """Register (``proc``) or forget (``None``) run ``i``'s process for an interrupt."""
+    with lock:
+        if proc is None:
+            procs.pop(i, None)
+        else:
+            procs[i] = proc
+
+
+def _run_one(run: PlannedRun, env: dict[str, str], track: Callable) -> PlannedRun:
+    """Run ``run`` as a subprocess logging to ``run.log``; set its status and detail."""
+    run.log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    with open(run.log, "w") as fh:
+        fh.write("$ sslt-bench " + " ".join(run.argv) + "\n")
+        fh.flush()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sslt_bench", *run.argv],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        track(proc)
+        rc = proc.wait()
+        track(None)
+    if rc == 0:
+        run.status, run.detail = "done", f"{time.time() - t0:.0f} s"
+    else:
+        run.status, run.detail = "failed", f"exit code {rc}"
+    return run
+
+
 def run_local(runs: Sequence[PlannedRun], jobs: int, echo: Callable[[str], None] = print) -> None:
     """Run the pending runs as ``jobs`` parallel subprocesses; sets each run's status."""
     threads = max(1, cpu_count() // jobs)
@@ -155,38 +187,13 @@ def run_local(runs: Sequence[PlannedRun], jobs: int, echo: Callable[[str], None]
     def one(i: int, run: PlannedRun) -> PlannedRun:
         slot = slots.get()
         try:
-            return start(
-                i, run, {**env, "CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]} if gpus else env
-            )
+            if stopping.is_set():
+                run.status, run.detail = "failed", "not started (interrupted)"
+                return run
+            gpu = {"CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]} if gpus else {}
+            return _run_one(run, {**env, **gpu}, lambda p: _track(procs, lock, i, p))
         finally:
             slots.put(slot)
-
-    def start(i: int, run: PlannedRun, env: dict[str, str]) -> PlannedRun:
-        if stopping.is_set():
-            run.status, run.detail = "failed", "not started (interrupted)"
-            return run
-        run.log.parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.time()
-        with open(run.log, "w") as fh:
-            fh.write("$ sslt-bench " + " ".join(run.argv) + "\n")
-            fh.flush()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "sslt_bench", *run.argv],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-            with lock:
-                procs[i] = proc
-            rc = proc.wait()
-            with lock:
-                procs.pop(i, None)
-        took = time.time() - t0
-        if rc == 0:
-            run.status, run.detail = "done", f"{took:.0f} s"
-        else:
-            run.status, run.detail = "failed", f"exit code {rc}"
-        return run
 
     pending = [r for r in runs if r.existing is None]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
