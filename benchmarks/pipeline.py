@@ -133,77 +133,92 @@ def folder_tree_times(root: Path) -> None:
             )
 
 
-def throughput(root: Path, steps: int, batch: int) -> None:
-    from sslt_bench.config import build_config
-    from sslt_bench.data.augment import Augmenter
-    from sslt_bench.data.datasets.cifar10 import Cifar10Params, Cifar10SSLT
-    from sslt_bench.methods.base import DataInfo
-    from sslt_bench.models import build_model
-    from sslt_bench.registry import METHODS
-    from sslt_bench.train.engine import Loader, Optimiser, train_epoch
-    from sslt_bench.train.stages import Batch, StepContext, Unlabeled
+class _Loops:
+    """ResNet-32 on cifar10-sslt: the runner's loop and the model-only step on the same batch."""
 
-    device = torch.device("cpu")
-    data = Cifar10SSLT.build(build_config(Cifar10Params, "paper", {}), 0, root)
-    split = data.split
-    n_l, n_u = len(split.labeled_idx), len(split.unlabeled_idx)
-    counts = split.labeled_counts
-    erm_cls = METHODS.get("erm")
-    cfg = build_config(erm_cls.Config, "paper", {"batch_size": batch})
-    method = erm_cls(cfg, DataInfo(10, counts, n_l, n_u, 3, 32))
-    erm = replace(method.plan()[0], epochs=1)
-    ssl = replace(erm, loss=fixmatch_like, unlabeled=Unlabeled(mu=1, views=("weak", "strong")))
-    torch.manual_seed(0)
-    model = build_model("resnet32", 3, 32, 10, {"random": "linear"})
-    gen = torch.Generator().manual_seed(0)
-    ctx = StepContext(model, None, {}, 10, torch.as_tensor(counts), n_l, n_u, device, gen)
-    aug = Augmenter(data.mean, data.std, data.crop_padding, data.flip, device)
-    item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
-    loader = Loader(data.train, item_src, aug, device)
-    pool_ids, labels = torch.arange(n_l), torch.as_tensor(split.labeled_y)
-    unl_ids = torch.arange(n_l, n_l + n_u)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    # The same batches, augmented once and kept in memory: the model-only step rate.
-    x_u8 = data.train.images[split.labeled_idx[:batch]]
-    u_u8 = data.train.images[split.unlabeled_idx[:batch]]
-    mem = Batch(aug(x_u8, "weak", gen), labels[:batch], pool_ids[:batch], num_labeled=n_l)
-    mem_u = {"weak": aug(u_u8, "weak", gen), "strong": aug(u_u8, "strong", gen)}
+    def __init__(self, root: Path, batch: int) -> None:
+        from sslt_bench.config import build_config
+        from sslt_bench.data.augment import Augmenter
+        from sslt_bench.data.datasets.cifar10 import Cifar10Params, Cifar10SSLT
+        from sslt_bench.methods.base import DataInfo
+        from sslt_bench.models import build_model
+        from sslt_bench.registry import METHODS
+        from sslt_bench.train.engine import Loader
+        from sslt_bench.train.stages import Batch, StepContext, Unlabeled
 
-    def end_to_end(step) -> float:
+        device = torch.device("cpu")
+        data = Cifar10SSLT.build(build_config(Cifar10Params, "paper", {}), 0, root)
+        split = data.split
+        n_l, n_u = len(split.labeled_idx), len(split.unlabeled_idx)
+        counts = split.labeled_counts
+        erm_cls = METHODS.get("erm")
+        cfg = build_config(erm_cls.Config, "paper", {"batch_size": batch})
+        method = erm_cls(cfg, DataInfo(10, counts, n_l, n_u, 3, 32))
+        self.erm = replace(method.plan()[0], epochs=1)
+        unl = Unlabeled(mu=1, views=("weak", "strong"))
+        self.ssl = replace(self.erm, loss=fixmatch_like, unlabeled=unl)
+        torch.manual_seed(0)
+        self.model = build_model("resnet32", 3, 32, 10, {"random": "linear"})
+        self.gen = gen = torch.Generator().manual_seed(0)
+        ctx = StepContext(self.model, None, {}, 10, torch.as_tensor(counts), n_l, n_u, device, gen)
+        self.ctx = ctx
+        self.aug = aug = Augmenter(data.mean, data.std, data.crop_padding, data.flip, device)
+        item_src = np.concatenate([split.labeled_idx, split.unlabeled_idx])
+        self.loader = Loader(data.train, item_src, aug, device)
+        self.pool_ids, self.labels = torch.arange(n_l), torch.as_tensor(split.labeled_y)
+        self.unl_ids = torch.arange(n_l, n_l + n_u)
+        self.opt = torch.optim.SGD(
+            self.model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4
+        )
+        # The same batches, augmented once and kept in memory: the model-only step rate.
+        x_u8 = data.train.images[split.labeled_idx[:batch]]
+        u_u8 = data.train.images[split.unlabeled_idx[:batch]]
+        labeled = aug(x_u8, "weak", gen)
+        self.mem = Batch(labeled, self.labels[:batch], self.pool_ids[:batch], num_labeled=n_l)
+        self.mem_u = {"weak": aug(u_u8, "weak", gen), "strong": aug(u_u8, "strong", gen)}
+        self.batch = batch
+
+    def end_to_end(self, step) -> float:
+        from sslt_bench.train.engine import Optimiser, train_epoch
+
         t = time.perf_counter()
-        train_epoch(step, ctx, loader, (pool_ids, labels), unl_ids, Optimiser(opt))
+        pool = (self.pool_ids, self.labels)
+        train_epoch(step, self.ctx, self.loader, pool, self.unl_ids, Optimiser(self.opt))
         return time.perf_counter() - t
 
-    def in_memory(step) -> float:
-        b = replace(mem, u=mem_u if step.unlabeled else {})
+    def in_memory(self, step) -> float:
+        b = replace(self.mem, u=self.mem_u if step.unlabeled else {})
         t = time.perf_counter()
         for _ in range(step.steps_per_epoch):
-            loss = step.loss(b, ctx)
-            opt.zero_grad(set_to_none=True)
+            loss = step.loss(b, self.ctx)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            self.opt.step()
         return time.perf_counter() - t
 
-    def data_only(step) -> float:
+    def data_only(self, step) -> float:
         """One step's worth of loading + augmentation, without the model."""
-        ids = [pool_ids[:batch].numpy()]
+        ids = [self.pool_ids[: self.batch].numpy()]
         t = time.perf_counter()
-        aug(next(loader.images(ids)), step.view, gen)
+        self.aug(next(self.loader.images(ids)), step.view, self.gen)
         if step.unlabeled:
-            u8 = next(loader.images([unl_ids[:batch].numpy()]))
-            aug(u8, "weak", gen), aug(u8, "strong", gen)
+            u8 = next(self.loader.images([self.unl_ids[: self.batch].numpy()]))
+            self.aug(u8, "weak", self.gen), self.aug(u8, "strong", self.gen)
         return time.perf_counter() - t
 
-    model.train()
-    for name, step in (("erm (weak)", erm), ("ssl mu=1 (weak+strong)", ssl)):
+
+def throughput(root: Path, steps: int, batch: int) -> None:
+    loops = _Loops(root, batch)
+    loops.model.train()
+    for name, step in (("erm (weak)", loops.erm), ("ssl mu=1 (weak+strong)", loops.ssl)):
         images = batch * (3 if step.unlabeled else 1)  # per optimiser step
         one = replace(step, steps_per_epoch=1)
-        end_to_end(one), in_memory(one)  # warm-up
+        loops.end_to_end(one), loops.in_memory(one)  # warm-up
         e2e, ref, prep = [], [], []
         for _ in range(steps):  # alternate single steps so both loops see the same load
-            ref.append(in_memory(one))
-            e2e.append(end_to_end(one))
-            prep.extend(data_only(step) for _ in range(3))
+            ref.append(loops.in_memory(one))
+            e2e.append(loops.end_to_end(one))
+            prep.extend(loops.data_only(step) for _ in range(3))
         print(
             f"  {name:<24} end-to-end {images * steps / sum(e2e):6.1f} img/s, in-memory "
             f"{images * steps / sum(ref):6.1f} img/s: ratio {sum(ref) / sum(e2e):.3f} (total), "
