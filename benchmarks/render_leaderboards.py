@@ -6,8 +6,8 @@
 Reads every record under leaderboards/records/ and writes, per data set, leaderboards/<data
 set>.md (compact tables with the paper's quoted numbers where the paper has them, notes,
 provenance, failed runs, embedded plots) and leaderboards/plots/<data set>-{per-class,
-per-class-bars,curves,pseudo-labels,pseudo-label-diagnostics}.{png,svg} (each only when some
-run recorded what it needs), plus leaderboards/README.md (index) and leaderboards/results.csv
+per-class-bars,curves,pseudo-labels,pseudo-label-diagnostics,settings}.{png,svg} (each only
+when some run recorded what it needs; settings only for two or more data set settings), plus leaderboards/README.md (index) and leaderboards/results.csv
 (one raw row per run).
 In the hand-written documents (the project README and leaderboards/analysis.md) it rewrites
 the body of every generated block from the same records:
@@ -26,6 +26,7 @@ reproduces the committed files byte for byte.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -47,6 +48,7 @@ PLOTS = {
     "pseudo-labels": "Pseudo-label accuracy on the unlabeled set per labelling step",
     "pseudo-label-diagnostics": "Pseudo labels on the unlabeled set along training "
     "(precision, recall, mask rate, TV distance per split)",
+    "settings": "Each method across the data set's settings",
 }
 
 
@@ -54,6 +56,9 @@ def _figure(kind: str, recs: list[dict], dataset: str):
     """The figure of one plot kind (``pseudo-label-diagnostics``: ``plot pseudo-labels``)."""
     if kind == "pseudo-label-diagnostics":
         return plots_pseudo.figure(recs, dataset)
+    settings = {json.dumps(r["data_params"], sort_keys=True) for r in recs}
+    if kind == "settings" and len(settings) < 2:
+        raise UsageError(f"{dataset} has one setting: nothing to compare across")
     return plots.figure(kind, recs, dataset)
 
 

@@ -210,3 +210,10 @@ def plot_pseudo_label_accuracy(folders, dataset, method, output) -> None:
 def plot_curves(folders, dataset, method, output) -> None:
     """Test accuracy along training (runs made with --eval-every, or Evaluate stages)."""
     _plot("curves", folders, dataset, method, output)
+
+
+@plot.command("settings")
+@_plot_opts
+def plot_settings(folders, dataset, method, output) -> None:
+    """Each method across the data set's settings (e.g. U consistent vs reversed)."""
+    _plot("settings", folders, dataset, method, output)

@@ -25,6 +25,25 @@ def _same(a: Any, b: Any) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
+def current_config(rec: dict[str, Any]) -> dict[str, Any] | None:
+    """The method config ``rec``'s run would get today, or ``None`` if it cannot be rebuilt.
+
+    ``None``: a method or data set not registered here, or a profile or setting that no longer
+    exists.
+    """
+    from ..registry import DATASETS, METHODS
+
+    try:
+        cls = METHODS.get(rec["method"]).Config
+        builder = DATASETS.get(rec["dataset"])
+        groups = {"method": cls, "data": builder.Params}
+        routed = split_overrides(list(rec.get("overrides") or ()), groups)
+        hints = getattr(builder, "hints", {}).get(rec["profile"])
+        return to_dict(method_config(cls, rec["profile"], hints, routed["method"]))
+    except Exception:  # foreign or outdated record: nothing to compare against
+        return None
+
+
 def profile_drift(rec: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Method config fields of ``rec`` whose recorded value its profile no longer gives.
 
@@ -34,21 +53,12 @@ def profile_drift(rec: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
 
     Returns:
         field -> (recorded value, value the profile gives now), sorted by field; empty when
-        nothing drifted or when the record cannot be rebuilt (a method or data set that is not
-        registered here, a profile or setting that no longer exists).
+        nothing drifted or when the record cannot be rebuilt (:func:`current_config`).
     """
-    from ..registry import DATASETS, METHODS
-
-    recorded = rec.get("method_config") or {}
-    try:
-        cls = METHODS.get(rec["method"]).Config
-        builder = DATASETS.get(rec["dataset"])
-        groups = {"method": cls, "data": builder.Params}
-        routed = split_overrides(list(rec.get("overrides") or ()), groups)
-        hints = getattr(builder, "hints", {}).get(rec["profile"])
-        now = to_dict(method_config(cls, rec["profile"], hints, routed["method"]))
-    except Exception:  # foreign or outdated record: nothing to compare against
+    now = current_config(rec)
+    if now is None:
         return {}
+    recorded = rec.get("method_config") or {}
     return {
         k: (recorded[k], now[k])
         for k in sorted(recorded)

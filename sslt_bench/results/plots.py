@@ -6,7 +6,8 @@ many/medium/few ranges shaded: the long-tail picture (paper Section 4.4). ``per-
 the same numbers as bars, methods side by side at each labeled count. ``pseudo-labels``:
 accuracy of the pseudo-labels on U after each labelling step, per split (paper Table 3).
 ``curves``: test accuracy along training from epochs evaluated with ``--eval-every`` (else the
-plan's Evaluate stages).
+plan's Evaluate stages). ``settings``: each method across the data set's settings (U consistent
+vs reversed, imbalance 100 vs 1000), a marker per setting on one row per method.
 
 Every panel shows one data set setting, as a block of ``sslt-bench table`` does (data set and
 parameters, profile, backbone, split: the panel title), so lines are labelled by method
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError, choices_error
-from . import plots_per_class
+from . import plots_per_class, plots_settings
 from .layout import Block, blocks
 from .plot_style import legend, line_style, mean, method_style, pick_dataset, variants
 from .records import atomic_write_bytes
@@ -33,7 +34,7 @@ from .table import METRICS, build_board, is_ok
 
 __all__ = ["KINDS", "figure", "make", "method_style", "render"]
 
-KINDS = ("per-class", "per-class-bars", "pseudo-labels", "curves")
+KINDS = ("per-class", "per-class-bars", "pseudo-labels", "curves", "settings")
 RC = {
     "svg.hashsalt": "sslt-bench",
     "svg.fonttype": "path",
@@ -142,6 +143,8 @@ def figure(kind: str, records: list[dict[str, Any]], dataset: str | None = None)
         return plots_per_class.lines_figure(dataset, blks), dataset
     if kind == "per-class-bars":
         return plots_per_class.bars_figure(dataset, blks), dataset
+    if kind == "settings":
+        return plots_settings.figure(dataset, blks), dataset
     fig = Figure(figsize=(16, 0.4 + 3.9 * len(blks)), layout="constrained")
     if kind == "pseudo-labels":
         what = "pseudo-label accuracy (PseudoLabel stages do)"
