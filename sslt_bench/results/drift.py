@@ -22,7 +22,7 @@ OLD = "old"
 
 
 def _same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
 def current_config(rec: dict[str, Any]) -> dict[str, Any] | None:

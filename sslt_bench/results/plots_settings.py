@@ -48,8 +48,8 @@ def _row_key(line: Line, block: Block) -> tuple[str, ...]:
     """
     rec = line.cells[block.col]["records"][0]
     config = current_config(rec) or rec.get("method_config") or {}
-    drift = profile_drift(rec)
-    return (line.method, line.profile, line.backbone, json.dumps([config, drift], sort_keys=True))
+    key = json.dumps([config, profile_drift(rec)], sort_keys=True, default=str)
+    return (line.method, line.profile, line.backbone, key)
 
 
 def _values(blks: list[Block]) -> dict[str, list[dict | None]]:
