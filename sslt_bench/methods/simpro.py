@@ -23,7 +23,10 @@ Profiles. ``paper`` (sh/SimPro.sh, CIFAR-10): 43,000 steps (86 x 500), B 64, mu 
 threshold 0.95, prior momentum 0.9, SGD lr 0.17 (the script's value) Nesterov, wd 5e-4 (none
 on biases/BN), cosine, EMA 0.999, unlabeled batches from U only, two strong views.
 ``quick``: fixmatch's quick profile (B 32, mu 2, 21 x 100 steps, EMA 0.99) with lr 0.03 as
-fixmatch's, so the board compares the mechanisms at one budget.
+fixmatch's, so the board compares the mechanisms at one budget. At that budget the raw logits
+are over-adjusted (trained as z + 2 log pi, scored as z): on cifar10-lt consistent the scored
+35.5 has many 37.1 / few 41.9, and z + log pi_D scores 42.5 (benchmarks/posthoc_heads.py,
+README "ACR at the quick budget").
 """
 
 from __future__ import annotations
