@@ -13,9 +13,11 @@ from sslt_bench.methods.base import DataInfo
 from sslt_bench.methods.fixmatch_abc import FixMatchAbc, unlabeled_keep_prob
 from sslt_bench.methods.fixmatch_core import FixMatchFamily
 from sslt_bench.methods.fixmatch_darp import (
+    CONF,
     REFINED,
     DarpConfig,
     FixMatchDarp,
+    accepted_estimate,
     refine,
     scale_by_target,
     shift_estimate,
@@ -72,6 +74,42 @@ def test_darp_shift_estimate_inverts_the_confusion():
     q = torch.tensor([30.0, 70.0])
     u_sum = (confusion / confusion.sum(0)) @ q
     assert torch.allclose(shift_estimate(confusion, u_sum).float(), q, atol=1e-4)
+
+
+def test_darp_accepts_an_epoch_estimate_as_the_code_does():
+    confusion = torch.tensor([[8.0, 1.0], [2.0, 9.0]])
+    u_sum = (confusion / confusion.sum(0)) @ torch.tensor([30.0, 70.0])
+    assert accepted_estimate(confusion, u_sum, 100.0).tolist() == pytest.approx([0.3, 0.7])
+    assert accepted_estimate(confusion, u_sum, 1.4) is None  # condition number 1.456 >= 1.4
+    negative = (confusion / confusion.sum(0)) @ torch.tensor([-10.0, 110.0])
+    assert shift_estimate(confusion, negative)[0] < 0  # the raw estimate keeps its sign
+    assert accepted_estimate(confusion, negative, 100.0) is None  # rejected, not clipped
+    unseen = torch.tensor([[8.0, 0.0], [2.0, 0.0]])  # class 1 never in a labeled batch
+    assert accepted_estimate(unseen, u_sum, 100.0) is None
+
+
+def test_darp_target_is_the_mean_of_accepted_epoch_estimates():
+    m = _method(FixMatchDarp, DarpConfig, counts=(3, 1))
+    ctx = _ctx(counts=(3, 1), num_unlabeled=100)
+    confusion = torch.tensor([[8.0, 1.0], [2.0, 9.0]])
+    norm = confusion / confusion.sum(0)
+
+    def epoch(q: list[float]) -> None:  # one epoch: U's bank predicts norm @ q in total
+        per_item = (norm @ torch.tensor(q)) / 100
+        bank_update(ctx.state, "darp:bank", torch.arange(4, 104), per_item.expand(100, 2), 104)
+        ctx.state[CONF] = confusion.clone()
+        m.estimate(ctx)
+
+    assert m.target(ctx).tolist() == pytest.approx([75.0, 25.0])  # D's 3 : 1 before any
+    epoch([20.0, 80.0])
+    assert m.target(ctx).tolist() == pytest.approx([20.0, 80.0], abs=1e-3)
+    assert CONF not in ctx.state  # each epoch's confusion starts afresh
+    epoch([-10.0, 110.0])  # a negative estimate: rejected, the target stays
+    assert m.target(ctx).tolist() == pytest.approx([20.0, 80.0], abs=1e-3)
+    epoch([40.0, 60.0])
+    assert m.target(ctx).tolist() == pytest.approx([30.0, 70.0], abs=1e-3)  # mean of the two
+    assert m.epoch_end() is not None
+    assert _method(FixMatchDarp, DarpConfig, target="labeled").epoch_end() is None
 
 
 def test_darp_method_uses_refined_labels_after_warmup():

@@ -17,10 +17,14 @@ refined probability is >= tau. Between refinements the last refined rows are use
 
 Target distribution ``q`` (``target``): ``labeled`` = D's class distribution scaled to |U| (the
 code without ``--est``); ``estimated`` (default: U's distribution is unknown in this benchmark)
-= black-box shift estimation as the code's ``--est`` (train_base_estim.py: ``inv(confusion on
-labeled data) @ sum of U's predicted probabilities``), here computed online: the confusion
-matrix accumulates the softmax of the labeled batches' logits per true class (D itself, not a
-held-out validation set), U's side is the bank. Negative entries are clipped to 0. U's labels
+= black-box shift estimation as the code's ``--est`` (train_base_estim.py ``estimate_q_y``:
+``inv(column-normalised confusion on labeled data) @ sum of U's predicted probabilities`` after
+every epoch of a base model; an epoch's estimate is accepted only if it has no negative entry
+and the confusion's condition number is below ``th_cond`` = 100, and the target is the mean of
+the accepted ones). Here the same rule runs online (:func:`accepted_estimate`): each epoch's
+confusion matrix sums the softmax of that epoch's labeled-batch logits per true class (D itself,
+not a held-out validation set), U's side is the bank's rows seen so far; until an epoch's
+estimate is accepted the target is D's distribution (the code without ``--est``). U's labels
 are never read. Unlabeled batches come from U only (the code's unlabeled set).
 
 Profiles. ``paper`` (:class:`~sslt_bench.methods.fixmatch.DarpCodeConfig`): 500 x 500 steps,
@@ -34,6 +38,7 @@ epochs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,6 +52,7 @@ from .fixmatch import DarpCodeConfig
 from .fixmatch_core import FixMatchFamily, Forward, PseudoTargets
 
 BANK, REFINED, CONF = "darp:bank", "darp:refined", "darp:conf"
+EST_SUM, EST_N = "darp:estimate_sum", "darp:estimates"
 
 
 @dataclass
@@ -60,6 +66,8 @@ class DarpConfig(DarpCodeConfig):
         refine_every: steps between refinements (the code's ``num_iter``).
         target: ``estimated`` (black-box shift estimate) or ``labeled`` (D's distribution).
         newton_tol: stop a Newton solve when its step is below this (the code's 0.1).
+        max_condition: an epoch's estimate counts only if the confusion's condition number
+            is below this (the code's ``th_cond``).
     """
 
     warmup: float = in_range(0.4, "[0, 1]")
@@ -68,6 +76,7 @@ class DarpConfig(DarpCodeConfig):
     refine_every: int = in_range(10, "[1, inf)")
     target: Literal["estimated", "labeled"] = "estimated"
     newton_tol: float = in_range(0.1, "(0, inf)")
+    max_condition: float = in_range(100.0, "(1, inf)")
 
 
 def scale_by_target(probs: torch.Tensor, target: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -123,12 +132,29 @@ def shift_estimate(confusion: torch.Tensor, u_probs_sum: torch.Tensor) -> torch.
     """Black-box shift estimate of U's class counts: ``inv(confusion) @ sum of U's probs``.
 
     ``confusion[:, j]`` holds the summed predicted probabilities of labeled items of class j;
-    columns are normalised first. Negative entries are clipped to 0.
+    columns are normalised first. The estimate may have negative entries.
     """
     conf = confusion.double().cpu()
     conf = conf / conf.sum(0, keepdim=True).clamp_min(1e-12)
-    est = torch.linalg.pinv(conf) @ u_probs_sum.double().cpu()
-    return est.clamp_min(0.0)
+    return torch.linalg.pinv(conf) @ u_probs_sum.double().cpu()
+
+
+def accepted_estimate(
+    confusion: torch.Tensor, u_probs_sum: torch.Tensor, max_condition: float
+) -> torch.Tensor | None:
+    """U's class distribution from one epoch, or ``None`` where the code would reject it.
+
+    The code's rule (train_base_estim.py): accepted when the column-normalised confusion's
+    condition number is below ``max_condition`` and the estimate has no negative entry.
+    """
+    conf = confusion.double().cpu()
+    if bool((conf.sum(0) <= 0).any()):  # a class never seen in the labeled batches
+        return None
+    cond = float(torch.linalg.cond(conf / conf.sum(0, keepdim=True)))
+    est = shift_estimate(confusion, u_probs_sum)
+    if not cond < max_condition or bool((est < 0).any()) or float(est.sum()) <= 0:
+        return None
+    return (est / est.sum()).float()
 
 
 @register_method(
@@ -146,11 +172,8 @@ class FixMatchDarp(FixMatchFamily):
     def target(self, ctx: StepContext) -> torch.Tensor:
         """Target class counts of U (sum |U|): estimated from predictions or D's distribution."""
         prior = class_prior(ctx.labeled_counts).cpu()
-        if self.cfg.target == "estimated" and CONF in ctx.state:
-            u_sum = ctx.state[BANK][ctx.num_labeled :].sum(0)
-            est = shift_estimate(ctx.state[CONF], u_sum)
-            if est.sum() > 0:
-                prior = (est / est.sum()).float()
+        if self.cfg.target == "estimated" and EST_N in ctx.state:
+            prior = (ctx.state[EST_SUM] / ctx.state[EST_N]).cpu()
         return prior * ctx.num_unlabeled
 
     def pseudo_label(
@@ -179,3 +202,19 @@ class FixMatchDarp(FixMatchFamily):
         probs = torch.softmax(fw.labeled().detach().float(), 1)
         add = torch.zeros(c, c, device=probs.device).index_add_(1, batch.y, probs.T)
         ctx.state[CONF] = ctx.state.get(CONF, torch.zeros_like(add)) + add
+
+    def epoch_end(self) -> Callable[[StepContext], None] | None:
+        """After every epoch: the epoch's shift estimate, kept if accepted (``target``)."""
+        return self.estimate if self.cfg.target == "estimated" else None
+
+    def estimate(self, ctx: StepContext) -> None:
+        """Add the epoch's accepted estimate to the running mean; start a new confusion."""
+        if CONF not in ctx.state or BANK not in ctx.state:
+            return
+        seen = ctx.state[BANK + ":seen"][ctx.num_labeled :].bool()
+        u_sum = ctx.state[BANK][ctx.num_labeled :][seen].sum(0)
+        est = accepted_estimate(ctx.state.pop(CONF), u_sum, self.cfg.max_condition)
+        if est is not None:  # state holds tensors only (checkpoints, DDP)
+            est = est.to(ctx.device)
+            ctx.state[EST_SUM] = ctx.state.get(EST_SUM, torch.zeros_like(est)) + est
+            ctx.state[EST_N] = ctx.state.get(EST_N, torch.zeros((), device=ctx.device)) + 1
