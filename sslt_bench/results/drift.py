@@ -44,18 +44,21 @@ def current_config(rec: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def profile_drift(rec: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+def profile_drift(
+    rec: dict[str, Any], now: dict[str, Any] | None = None
+) -> dict[str, tuple[Any, Any]]:
     """Method config fields of ``rec`` whose recorded value its profile no longer gives.
 
     Args:
         rec: a result record (``method``, ``dataset``, ``profile``, ``overrides``,
             ``method_config``).
+        now: ``current_config(rec)`` when the caller has it already.
 
     Returns:
         field -> (recorded value, value the profile gives now), sorted by field; empty when
         nothing drifted or when the record cannot be rebuilt (:func:`current_config`).
     """
-    now = current_config(rec)
+    now = now if now is not None else current_config(rec)
     if now is None:
         return {}
     recorded = rec.get("method_config") or {}

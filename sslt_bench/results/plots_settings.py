@@ -47,8 +47,9 @@ def _row_key(line: Line, block: Block) -> tuple[str, ...]:
     (old rows stay apart).
     """
     rec = line.cells[block.col]["records"][0]
-    config = current_config(rec) or rec.get("method_config") or {}
-    key = json.dumps([config, profile_drift(rec)], sort_keys=True, default=str)
+    now = current_config(rec)
+    config = now or rec.get("method_config") or {}
+    key = json.dumps([config, profile_drift(rec, now)], sort_keys=True, default=str)
     return (line.method, line.profile, line.backbone, key)
 
 

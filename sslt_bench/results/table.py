@@ -139,9 +139,10 @@ def _config_words(row: dict[str, Any], clash: list[dict[str, Any]]) -> list[str]
     return [f"{k}={(row['records'][0].get('method_config') or {}).get(k)}" for k in cfg]
 
 
-def _suffix(row: dict[str, Any], clash: list[dict[str, Any]], by_seed: bool) -> str:
+def _suffix(
+    row: dict[str, Any], clash: list[dict[str, Any]], by_seed: bool, drift: dict[str, tuple]
+) -> str:
     parts = [f"seed {row['seeds'][0]}"] if by_seed else []
-    drift = profile_drift(row["records"][0])
     if len({(r["config_hash"], r["split_hash"]) for r in clash}) > 1:
         if len({r["split_hash"] for r in clash}) > 1:
             parts.append(f"split {row['split_hash'][:8]}")
@@ -171,6 +172,7 @@ def build_board(
             quoted paper rows show ``-`` for metrics the paper does not report.
     """
     rows = aggregate(records, by_seed, metrics)
+    drifts = {id(r): profile_drift(r["records"][0]) for r in rows}  # once per row
     labels = column_labels(rows)
     columns = sorted(labels.items(), key=lambda kv: (kv[0][0], kv[1]))
     clashes: dict[tuple, list] = defaultdict(list)
@@ -179,7 +181,7 @@ def build_board(
     lines: dict[tuple, Line] = {}
     for r in rows:
         clash = clashes[(r["method"], r["profile"], r["backbone"], r["dataset"], _params_key(r))]
-        label = _suffix(r, clash, by_seed)
+        label = _suffix(r, clash, by_seed, drifts[id(r)])
         line = lines.setdefault(
             (r["method"], r["profile"], r["backbone"], label),
             Line(label, r["method"], r["profile"], r["backbone"]),
@@ -190,16 +192,16 @@ def build_board(
         (r for r in records if not is_ok(r)),
         key=lambda r: (r.get("dataset", ""), r.get("method", ""), r.get("seed", 0)),
     )
-    notes = _drift_notes(rows)
+    notes = _drift_notes(rows, drifts)
     quoted = _quoted_lines(rows, columns, notes, paper_methods) if with_paper else []
     return Board(columns, measured + quoted, rows, failed, notes, tuple(metrics))
 
 
-def _drift_notes(rows: list[dict[str, Any]]) -> list[str]:
+def _drift_notes(rows: list[dict[str, Any]], drifts: dict[int, dict[str, tuple]]) -> list[str]:
     """One note per method whose rows ran under an older version of their profile."""
     now: dict[tuple[str, str], set[str]] = defaultdict(set)
     for r in rows:
-        for key, (_, value) in profile_drift(r["records"][0]).items():
+        for key, (_, value) in drifts[id(r)].items():
             now[(r["method"], r["profile"])].add(f"{key}={value}")
     return [
         f"{method} [{OLD} {profile}: ...] ran before its profile changed; the label gives the "
