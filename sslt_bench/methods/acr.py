@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from ..config import in_range
 from ..registry import register_method
 from ..train.ssl_parts import (
+    class_histogram,
     class_prior,
     ema_histogram,
     logit_adjustment,
@@ -73,18 +74,27 @@ class AcrConfig(DarpCodeConfig):
         tau2: strength of the logit-adjusted labeled loss of the balanced branch.
         ema_u: momentum of the EMA estimate of U's class distribution.
         est_start: fraction of epochs before the estimate starts (5 / 500).
+        u_histogram: how a batch's confident predictions on U count toward the estimate:
+            ``last`` (the code: each predicted class gets the confidence mask of its last item
+            in the batch, so a class counts at most once) or ``items`` (every confident item
+            counts, the paper's reading).
     """
 
     optimizer: Literal["sgd", "adam"] = "sgd"  # ACR's code: SGD (FIXMATCH_SGD)
     lr: float = in_range(0.03, "(0, inf)")
     weight_decay: float = in_range(5e-4, "[0, inf)")
-    schedule: Literal["cosine", "constant"] = "cosine"
+    schedule: Literal["cosine", "cosine-7/16", "constant"] = "cosine-7/16"
     decoupled_decay: float = in_range(0.0, "[0, 1)")
     tau1: float = in_range(2.0, "[0, inf)")
     tau12: float = in_range(2.0, "[0, inf)")
     tau2: float = in_range(2.0, "[0, inf)")
     ema_u: float = in_range(0.99, "[0, 1)")
     est_start: float = in_range(0.01, "[0, 1]")
+    u_histogram: Literal["last", "items"] = "last"
+
+    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": {**DarpCodeConfig.PROFILES["quick"], "schedule": "cosine-7/16"}
+    }
 
 
 def anchor_divergences(u_prior: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
@@ -154,11 +164,11 @@ class Acr(FixMatchFamily):
         probs_b = F.softmax(fw.weak(fw.logits_of("balanced")).detach().float(), 1)
         conf, labels = probs_b.max(1)
         weights = ((conf >= self.cfg.threshold) & unlabeled_only(batch, ctx)).float()
-        if weights.sum() == 0:
-            return
+        hist = class_histogram(labels, weights, len(prior), self.cfg.u_histogram)
         prev = st.get(U_PRIOR, torch.full_like(prior, 1.0 / len(prior)))
-        st[U_PRIOR] = ema_histogram(prev, labels, weights, self.cfg.ema_u)
-        kl = anchor_divergences(st[U_PRIOR], prior)
+        st[U_PRIOR] = ema_histogram(prev, hist, self.cfg.ema_u)
+        seen = (hist.sum() > 0).float()  # the code adds divergences only after an update
+        kl = anchor_divergences(st[U_PRIOR], prior) * seen
         st[KL] = st.get(KL, torch.zeros(3, device=kl.device)) + kl
 
     def epoch_end(self) -> Callable[[StepContext], None]:

@@ -85,6 +85,8 @@ def lr_at(step: Train | TrainHead, it: int, total: int, steps_per_epoch: int) ->
     schedule = getattr(step, "schedule", "cosine")
     if schedule == "cosine":
         return 0.5 * base * (1 + math.cos(math.pi * it / max(total, 1)))
+    if schedule == "cosine-7/16":  # FixMatch's code: num_cycles 7/16, ends at 0.2 lr
+        return base * max(0.0, math.cos(math.pi * 7.0 / 16.0 * it / max(total, 1)))
     if schedule == "step":
         epoch_frac = it / max(total, 1)
         return (

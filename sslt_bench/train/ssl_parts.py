@@ -5,7 +5,8 @@
 * :func:`symmetric_kl`: ``(KL(p||q) + KL(q||p)) / 2`` between two class distributions.
 * :func:`bank_update`, :func:`bank_counts`: a per-item bank of the latest weak-view class
   probabilities of the unlabeled items, kept in the method state (DARP's and SAW's
-  ``pseudo_orig``); :func:`ema_histogram`: an EMA of the histogram of predicted classes (ACR).
+  ``pseudo_orig``); :func:`class_histogram`, :func:`ema_histogram`: an EMA of the histogram of
+  predicted classes (ACR).
   Both are estimates of the unlabeled class distribution from predictions, never from labels.
 * :func:`balanced_keep_prob`, :func:`bernoulli_mask`: the Bernoulli masks of a class-balanced
   auxiliary head (ABC: class k kept with probability n_min / n_k).
@@ -20,6 +21,8 @@
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -81,17 +84,48 @@ def bank_counts(
     return torch.bincount(rows[seen].argmax(1), minlength=num_classes).float()
 
 
-def ema_histogram(
-    prev: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, momentum: float
+def class_histogram(
+    labels: torch.Tensor,
+    weights: torch.Tensor,
+    num_classes: int,
+    count: Literal["items", "last"] = "items",
 ) -> torch.Tensor:
-    """``momentum * prev + (1 - momentum) * h``, h = the normalised weighted histogram of labels.
+    """Weighted histogram of ``labels`` over ``num_classes`` (unnormalised, float32).
 
-    Returns ``prev`` unchanged when no item has weight (nothing was predicted confidently).
+    ``count="items"`` sums every item's weight per class; ``count="last"`` gives each class the
+    weight of its last item in batch order (:func:`last_item_weights`), what the indexed
+    assignment ``h[labels] += weights`` computes on the CPU (ACR's code, train.py:560).
     """
-    hist = torch.zeros_like(prev).index_add_(0, labels, weights.to(prev.dtype))
-    if hist.sum() <= 0:
-        return prev
-    return momentum * prev + (1.0 - momentum) * hist / hist.sum()
+    w = weights.to(torch.float32)
+    if count == "last":
+        return last_item_weights(labels, w, num_classes)
+    return torch.zeros(num_classes, device=labels.device).index_add_(0, labels, w)
+
+
+def ema_histogram(prev: torch.Tensor, hist: torch.Tensor, momentum: float) -> torch.Tensor:
+    """``momentum * prev + (1 - momentum) * hist / sum(hist)``; ``prev`` if ``hist`` is empty.
+
+    No host synchronisation: the empty case is a ``torch.where``, not a Python branch.
+    """
+    total = hist.sum()
+    new = momentum * prev + (1.0 - momentum) * hist.to(prev.dtype) / total.clamp_min(1e-12)
+    return torch.where(total > 0, new, prev)
+
+
+def last_item_weights(
+    labels: torch.Tensor, weights: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    """Per class, the weight of the last item (in batch order) labelled with it; 0 if none.
+
+    The deterministic form of ``h = zeros(C); h[labels] += weights``: indexed assignment with
+    repeated indices writes each class once, and PyTorch's CPU kernel keeps the last write.
+    """
+    if len(labels) == 0:
+        return torch.zeros(num_classes, dtype=weights.dtype, device=weights.device)
+    pos = torch.arange(len(labels), device=labels.device)
+    last = torch.full((num_classes,), -1, dtype=torch.long, device=labels.device)
+    last = last.scatter_reduce(0, labels, pos, reduce="amax")
+    return torch.where(last >= 0, weights[last.clamp_min(0)], torch.zeros_like(weights[:1]))
 
 
 def balanced_keep_prob(counts: torch.Tensor) -> torch.Tensor:

@@ -91,6 +91,10 @@ class EmaDecay:
 class Train:
     """Train with SGD (momentum, weight decay, cosine or step schedule) for ``epochs``.
 
+    ``schedule``: ``cosine`` decays to 0; ``cosine-7/16`` is FixMatch's code's
+    ``lr * cos(7 pi k / 16 K)``, which ends at 0.2 lr (kekmodel/FixMatch-pytorch and the codes
+    built on it, e.g. ACR's); ``step`` multiplies by ``step_gamma`` at each of ``milestones``.
+
     ``ema_decay``: keep an EMA of the model with this constant decay or :class:`EmaDecay`
     schedule. ``no_decay``: parameters without weight decay, ``bias`` (every ``*.bias``) and/or
     ``norm`` (every parameter of a normalisation layer), as FixMatch's reference code
@@ -117,7 +121,7 @@ class Train:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
-    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    schedule: Literal["cosine", "cosine-7/16", "step", "constant"] = "cosine"
     milestones: tuple[float, ...] = ()
     step_gamma: float = 0.01
     warmup_epochs: int = 0
