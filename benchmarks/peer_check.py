@@ -78,7 +78,7 @@ def run_peer(a: argparse.Namespace) -> Path:
         "init_hash": ours.init_hash,
         "backbone": ours.runner.backbone,
         "method_config": {k: v for k, v in vars(ours.cfg).items() if not k.startswith("_")},
-        "command": _command(sys.argv[1:]),
+        "command": _command(a.argv),
         "code_argv": peer.argv(ours, Path("OUT")),
         **result,
         **machine(),
@@ -134,7 +134,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     a = _parser().parse_args(argv)
+    a.argv = argv
     if a.cmd == "list":
         for name, mod in sorted(PEERS.items()):
             print(f"{name}: {mod.REPO} -> our {mod.METHOD}")

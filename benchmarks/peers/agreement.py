@@ -75,10 +75,18 @@ def agreement_rows(peers: Path, ours_dir: Path) -> list[dict[str, Any]]:
         for k in KEYS:
             row[f"ours {k}"] = float(np.mean([m[k] for m in us]))
             row[f"official {k}"] = float(np.mean([m[k] for m in th]))
+        row["ours per seed"] = _per_seed(us)
+        row["official per seed"] = _per_seed(th)
         row["diff overall"] = row["ours overall"] - row["official overall"]
+        row["diff few"] = row["ours few"] - row["official few"]
         row["verdict"] = verdict(us, th)
         rows.append(row)
     return rows
+
+
+def _per_seed(metrics: list[dict]) -> str:
+    """Overall accuracy of each seed, in brackets (the table's means come from these)."""
+    return "[" + ", ".join(f"{m['overall']:.1f}" for m in metrics) + "]"
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
