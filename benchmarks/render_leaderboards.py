@@ -7,8 +7,8 @@ Reads every record under leaderboards/records/ and writes, per data set, leaderb
 set>.md (compact tables with the paper's quoted numbers where the paper has them, notes,
 provenance, failed runs, embedded plots) and leaderboards/plots/<data set>-{per-class,
 per-class-bars,curves,pseudo-labels,pseudo-label-diagnostics,settings}.{png,svg} (each only
-when some run recorded what it needs; settings only for two or more data set settings), plus leaderboards/README.md (index) and leaderboards/results.csv
-(one raw row per run).
+when some run recorded what it needs; settings only for two or more data set settings), plus
+leaderboards/README.md (index) and leaderboards/results.csv (one raw row per run).
 In the hand-written documents (the project README and leaderboards/analysis.md) it rewrites
 the body of every generated block from the same records:
 
