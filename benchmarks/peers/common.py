@@ -118,14 +118,22 @@ class Patches:
 
     def __init__(self) -> None:
         self.applied: list[dict[str, str]] = []
-        self._undo: list[tuple[Any, str, Any]] = []
+        self._undo: list[Callable[[], None]] = []
 
     def set(self, obj: Any, name: str, value: Any, why: str) -> None:
         """Replace ``obj.name`` by ``value`` and note ``why``."""
-        self._undo.append((obj, name, getattr(obj, name, None)))
+        old = getattr(obj, name, None)
+        self._undo.append(lambda: setattr(obj, name, old))
         setattr(obj, name, value)
         owner = getattr(obj, "__name__", type(obj).__name__)
         self.applied.append({"patch": f"{owner}.{name}", "why": why})
+
+    def set_item(self, mapping: Any, key: str, value: Any, what: str, why: str) -> None:
+        """Set ``mapping[key]`` (``sys.modules``, ``os.environ``); removed or reset after."""
+        had, old = key in mapping, mapping.get(key)
+        self._undo.append(lambda: mapping.__setitem__(key, old) if had else mapping.pop(key, None))
+        mapping[key] = value
+        self.applied.append({"patch": f"{what}[{key!r}]", "why": why})
 
     def note(self, what: str, why: str) -> None:
         """Record a change made another way (a command-line argument, a wrapper)."""
@@ -133,8 +141,8 @@ class Patches:
 
     def restore(self) -> None:
         """Undo every replacement, last first."""
-        for obj, name, old in reversed(self._undo):
-            setattr(obj, name, old)
+        for undo in reversed(self._undo):
+            undo()
         self._undo.clear()
 
 
@@ -199,12 +207,38 @@ class _NoWriter:
         return lambda *a, **k: None
 
 
+def proxy_module(module: types.ModuleType, **attrs: Any) -> types.ModuleType:
+    """``module`` as a peer's code sees it: every attribute the same except ``attrs``."""
+    proxy = types.ModuleType(module.__name__)
+    proxy.__getattr__ = lambda name: getattr(module, name)  # type: ignore[method-assign]
+    for name, value in attrs.items():
+        setattr(proxy, name, value)
+    return proxy
+
+
 def cpu_torch() -> types.ModuleType:
     """``torch`` as seen by a CUDA-only script: every attribute the same, ``device`` -> cpu."""
-    proxy = types.ModuleType("torch")
-    proxy.__getattr__ = lambda name: getattr(torch, name)  # type: ignore[method-assign]
-    proxy.device = lambda *a, **k: torch.device("cpu")
-    return proxy
+    return proxy_module(torch, device=lambda *a, **k: torch.device("cpu"))
+
+
+#: ``(object, attribute, replacement, reason)``: what a CUDA-only script of the torch-1.x era
+#: needs to run on the CPU under a current torch (see :func:`cpu_shims`).
+CPU_SHIMS: tuple[tuple[Any, str, Any, str], ...] = (
+    (torch.Tensor, "cuda", lambda self, *a, **k: self, "Tensor.cuda() is the identity on the CPU"),
+    (nn.Module, "cuda", lambda self, *a, **k: self, "Module.cuda() is the identity on the CPU"),
+    (
+        torch.utils.data.dataloader._BaseDataLoaderIter,
+        "next",
+        torch.utils.data.dataloader._BaseDataLoaderIter.__next__,
+        "iterator.next() (gone since torch 1.13)",
+    ),
+)
+
+
+def cpu_shims(p: Patches) -> None:
+    """Apply every :data:`CPU_SHIMS` entry through ``p`` (each recorded, restored after)."""
+    for obj, name, value, why in CPU_SHIMS:
+        p.set(obj, name, value, why)
 
 
 def machine() -> dict[str, Any]:
