@@ -28,7 +28,8 @@ Unlabeled batches come from D ∪ U, as the code's.
 
 Profiles. ``paper`` (:class:`~sslt_bench.methods.fixmatch.DarpCodeConfig`; the code's
 README commands): 250k steps (500 x 500), B = 64, mu = 1, two strong views, SGD lr 0.03
-Nesterov, wd 5e-4 (none on bias/BN), cosine-7/16, EMA 0.999, tau 0.95, T = 1, tau1 = tau12 = tau2 = 2,
+Nesterov, wd 5e-4 (none on bias/BN), cosine-7/16, EMA 0.999, tau 0.95, T = 1,
+tau1 = tau12 = tau2 = 2,
 ema_u 0.99, estimation from epoch 5. ``quick``: fixmatch's quick profile (B 32, mu 2,
 21 x 100 steps, EMA 0.99); estimation from the same 1% of epochs (after epoch 0).
 
