@@ -2,11 +2,11 @@
 
 Run as the code's own ``main()`` with ``configs/<cifar>/fixmatch_crest.yaml`` (algorithm
 ``FixMatchCReST``, PROGRESSIVE_ALIGN and MODEL.DIST_ALIGN on: CReST+) and its nodes set from
-our ``fixmatch+crest`` config: the shared ones of :func:`peers.daso.config_argv` (batch, mu,
+our ``fixmatch+crest`` config: the shared ones of :func:`peers.daso_code.config_argv` (batch, mu,
 lr, wd, EMA, threshold, ...), GEN_PERIOD_STEPS = epochs x steps_per_epoch (our generation),
 MAX_ITER = generations x that, ALPHA = 1 / our alpha (the code raises to ``1 / ALPHA``,
 fm_crest.py:40), TMIN = t_min, PROGRESSIVE_ALIGN = DIST_ALIGN.APPLY = align. The patches are
-those of :mod:`peers.daso` (our split, backbone with our initial weights, our SGD groups and
+those of :mod:`peers.daso_code` (our split, backbone with our initial weights, our SGD groups and
 our engine's cosine, here over each generation as the code's ``override_max_iter`` asks, CPU,
 no checkpoints); at every new generation the code rebuilds its model, which is then a fresh
 copy of our initial weights (the code draws new random ones: fm_crest.py:64-75). Observed:
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import Ours, Patches
-from .daso import REPO, config_argv, run_code
+from .daso_code import REPO, config_argv, run_code
 
 __all__ = ["REPO", "METHOD", "argv", "run"]
 
@@ -54,7 +54,7 @@ def argv(ours: Ours, out: Path) -> list[str]:
 
 def run(ours: Ours, code: Path, work: Path) -> dict[str, Any]:
     """Train with the code's ``main()``; returns the parts of the peer record it produced."""
-    return run_code(ours, code, work, argv(ours, work), ALGORITHM, extra=_observe)
+    return run_code(ours, code, argv(ours, work), ALGORITHM, extra=_observe)
 
 
 def _observe(mods: dict[str, Any], p: Patches, seen: dict[str, Any]) -> None:

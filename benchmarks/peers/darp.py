@@ -31,8 +31,6 @@ needs ildoonet/pytorch-randaugment (README): a checkout or bare repository in
 from __future__ import annotations
 
 import contextlib
-import copy
-import itertools
 import os
 import sys
 import time
@@ -43,11 +41,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from sslt_bench.train.engine import lr_at
-from sslt_bench.train.session import decay_groups
-
+from . import darp_parts as parts
 from .common import (
     Ours,
     Patches,
@@ -55,80 +50,13 @@ from .common import (
     _NoWriter,
     checkout,
     cpu_shims,
-    hwc,
     import_code,
     proxy_module,
     score,
-    unlabeled_pool,
 )
 
 REPO = "bbuing9/DARP"
 RANDAUGMENT = "ildoonet/pytorch-randaugment"
-
-
-class CodeModel(nn.Module):
-    """Our model in the code's interface: ``forward`` -> (logits of our head, no rotation)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        """The ``random`` head's logits (the code's ``output``); no rotation logits."""
-        return self.net(x, "random"), None
-
-
-class IndexedItems(PilItems):
-    """Items as the code's datasets give them: ``(image, target, position)``; ``data``."""
-
-    @property
-    def data(self) -> np.ndarray:
-        """The item ids (the code reads ``len(dataset.data)``)."""
-        return self.ids
-
-    def __getitem__(self, i: int):
-        img, target = super().__getitem__(i)
-        return img, target, i
-
-
-class _Bar:
-    """``progress.bar.Bar``, silent (the code's console progress)."""
-
-    suffix = elapsed_td = eta_td = ""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def next(self) -> None:
-        """One step (nothing shown)."""
-
-    def finish(self) -> None:
-        """End of the bar (nothing shown)."""
-
-
-class _OneHot:
-    """``torch.zeros(n, C)`` in the code's idiom ``.scatter_(1, idx, 1)``: ``len(idx)`` rows.
-
-    ``train_fix`` sizes the unlabeled one-hot by the labeled batch (it assumes mu = 1,
-    training_functions.py:442); sized by its index, mu x B unlabeled items work.
-    """
-
-    def __init__(self, *size: int, **kw: Any) -> None:
-        self.size, self.kw = size, kw
-
-    def cuda(self, *args: Any, **kwargs: Any) -> _OneHot:
-        """The CPU: itself."""
-        return self
-
-    def scatter_(self, dim: int, index: torch.Tensor, value: float) -> torch.Tensor:
-        """The one-hot rows of ``index``."""
-        return torch.zeros(len(index), *self.size[1:], **self.kw).scatter_(dim, index, value)
-
-
-def _topk(output: torch.Tensor, target: torch.Tensor, topk=(1,)) -> list[torch.Tensor]:
-    """The code's ``accuracy``: percent of rows whose target is among the top k."""
-    top = output.topk(max(topk), 1).indices
-    return [(top[:, :k] == target[:, None]).any(1).float().mean() * 100 for k in topk]
 
 
 @dataclass(frozen=True)
@@ -171,7 +99,7 @@ class CodePeer:
             ra, ra_rev = stack.enter_context(checkout(_randaugment()))
             for name in ("tensorboardX", "progress", "progress.bar"):
                 stub = types.ModuleType(name)
-                stub.SummaryWriter, stub.Bar = _NoWriter, _Bar
+                stub.SummaryWriter, stub.Bar = _NoWriter, parts.Bar
                 p.set_item(sys.modules, name, stub, "sys.modules", "logging only")
             p.set(sys, "path", [str(ra), *sys.path], f"{RANDAUGMENT} at {ra_rev[:12]} importable")
             p.set(sys, "argv", ["train.py", *self.argv(ours, work)], "the code's command line")
@@ -209,101 +137,23 @@ def _patch(ours: Ours, p: Patches, seen: dict, train, common, tf, ds, aug) -> No
     c, split = ours.cfg, ours.split
     counts = np.bincount(split.labeled_y, minlength=split.num_classes).tolist()
     why = "our split: D; D ∪ U by the code's rule for fix (targets -1, U's labels hidden); test"
-    p.set(train, f"get_{_dataset(ours)}", _getter(ours, ds, seen), why)
+    p.set(train, f"get_{_dataset(ours)}", parts.getter(ours, ds, seen), why)
     why = "D's class counts (its target_disb); the U counts it asks for reach only the getter"
     p.set(train, "make_imb_data", lambda *a, **k: list(counts), why)
-    p.set(train.models, "WRN", _models(ours, seen), "our backbone, our initial weights")
-    loader = _loader(c.mu, seen)
+    p.set(train.models, "WRN", parts.models(ours, seen), "our backbone, our initial weights")
+    loader = parts.loader(c.mu, seen)
     p.set(train, "data", proxy_module(torch.utils.data, DataLoader=loader), "mu x B; workers 0")
     why = "our optimiser and per-step lr (quick: SGD Nesterov wd 5e-4 cosine)"
-    p.set(train, "optim", proxy_module(torch.optim, Adam=_optimiser(ours, seen)), why)
+    p.set(train, "optim", proxy_module(torch.optim, Adam=parts.optimiser(ours, seen)), why)
     decay = getattr(c, "decoupled_decay", 0.0)
     why = f"its 0.02 x lr decay -> our decoupled_decay {decay}; float state only"
-    p.set(train, "WeightEMA", _weight_ema(common.WeightEMA, decay), why)
+    p.set(train, "WeightEMA", parts.weight_ema(common.WeightEMA, decay), why)
     cpu_shims(p)
     why = "one-hots sized by their index: mu x B unlabeled (train_fix assumes B)"
-    p.set(tf, "torch", proxy_module(torch, zeros=_OneHot), why)
-    p.set(common, "accuracy", _topk, "top-k % (its .view of a transposed tensor fails now)")
+    p.set(tf, "torch", proxy_module(torch, zeros=parts.OneHot), why)
+    p.set(common, "accuracy", parts.topk, "top-k % (its .view of a transposed tensor fails now)")
     p.set(aug, "np", proxy_module(np, int=int), "np.int (gone since numpy 1.24), SolarizeAdd")
     _observe(train, tf, p, seen)
-
-
-def _getter(ours: Ours, ds, seen: dict):
-    split = ours.split
-    train, test = hwc(ours.data.train), hwc(ours.data.test)
-
-    def get(root: str, l_samples, u_samples, name: str, **kw: Any):
-        assert "fix" in name, "only --semi_method fix is adapted"
-        u_ids, u_marks = unlabeled_pool(split, labeled_mark=-1)  # all_cifar10.py:86-87
-        strong = ds.TransformTwice(ds.transform_train, ds.transform_strong)
-        seen["unlabeled"] = IndexedItems(train, u_ids, u_marks, strong)
-        labeled = IndexedItems(train, split.labeled_idx, split.labeled_y, ds.transform_train)
-        seen["test"] = IndexedItems(test, split.test_idx, split.test_y, ds.transform_val)
-        return labeled, seen["unlabeled"], seen["test"]
-
-    return get
-
-
-def _models(ours: Ours, seen: dict):
-    def build(width: int, num_classes: int, rotation: bool = True) -> CodeModel:
-        if "model" in seen:  # the second call builds the EMA model
-            return CodeModel(copy.deepcopy(ours.model))
-        seen["model"] = CodeModel(ours.model)
-        return seen["model"]
-
-    return build
-
-
-def _loader(mu: int, seen: dict):
-    def make(dataset, batch_size: int = 1, shuffle: bool = False, **kw: Any):
-        kw["num_workers"] = 0
-        if dataset is seen.get("unlabeled"):
-            batch_size *= mu
-        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, **kw)
-
-    return make
-
-
-def _optimiser(ours: Ours, seen: dict):
-    c = ours.cfg
-    plan = types.SimpleNamespace(lr=c.lr, schedule=getattr(c, "schedule", "cosine"))
-    total = c.epochs * c.steps_per_epoch
-
-    def build(params, lr: float | None = None, **kw: Any) -> torch.optim.Optimizer:
-        groups = decay_groups(seen["model"], list(params), c.no_decay)
-        if getattr(c, "optimizer", "sgd") == "adam":
-            opt = torch.optim.Adam(groups, lr=c.lr, weight_decay=c.weight_decay)
-        else:
-            opt = torch.optim.SGD(
-                groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
-                nesterov=c.nesterov,
-            )  # fmt: skip
-        step, count = opt.step, itertools.count()
-
-        def scheduled(closure=None):
-            now = lr_at(plan, next(count), total, c.steps_per_epoch)  # our engine's lr
-            for group in opt.param_groups:
-                group["lr"] = now
-            return step(closure)
-
-        opt.step = scheduled
-        return opt
-
-    return build
-
-
-def _weight_ema(base: type, decay: float) -> type:
-    class OurDecay(base):
-        """The code's WeightEMA (EMA of every float state entry) with our decoupled decay."""
-
-        def __init__(self, model, ema_model, lr: float = 0.002, alpha: float = 0.999):
-            super().__init__(model, ema_model, lr=lr, alpha=alpha)
-            self.wd = decay
-            keep = [i for i, a in enumerate(self.params) if a.is_floating_point()]
-            self.params = [self.params[i] for i in keep]
-            self.ema_params = [self.ema_params[i] for i in keep]
-
-    return OurDecay
 
 
 def _observe(train, tf, p: Patches, seen: dict) -> None:
