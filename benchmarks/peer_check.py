@@ -21,12 +21,15 @@ split hash and seed and prints ours vs official with the verdict of docs/fidelit
 several seeds), otherwise **differs**.
 
 Peers (official code -> our method): see ``list``; one module each in benchmarks/peers/.
+``fixmatch`` and ``darp`` (bbuing9/DARP) also import ildoonet/pytorch-randaugment: set
+``$RANDAUGMENT_CODE`` to a checkout of it (exit 2 naming the variable otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -147,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(a.code).exists():
         print(f"error: --code {a.code}: no such checkout of {PEERS[a.peer].REPO}", file=sys.stderr)
         return 2
+    for var, repo in getattr(PEERS[a.peer], "NEEDS", ()):
+        if not Path(os.environ.get(var) or "/nonexistent").exists():
+            print(f"error: ${var}={os.environ.get(var, '')!r}: set it to a checkout of {repo}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
     print(run_peer(a))
     return 0
 

@@ -110,6 +110,13 @@ def test_missing_checkout_exits_2(tmp_path, capsys):
     assert "no such checkout" in capsys.readouterr().err
 
 
+def test_missing_companion_checkout_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RANDAUGMENT_CODE", raising=False)
+    assert peer_check.main(["run", "fixmatch", "--code", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "RANDAUGMENT_CODE" in err and "ildoonet/pytorch-randaugment" in err
+
+
 def test_bare_repository_is_exported_at_head(tmp_path):
     bare = _bare_repo(tmp_path)
     with checkout(bare) as (folder, rev):

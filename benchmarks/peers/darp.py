@@ -66,6 +66,8 @@ class CodePeer:
     METHOD: str  # noqa: N815 (the harness's peer interface)
     darp: bool
     REPO: str = REPO  # noqa: N815
+    #: environment variable -> the other checkout the code imports (checked before any work)
+    NEEDS: tuple[tuple[str, str], ...] = (("RANDAUGMENT_CODE", RANDAUGMENT),)  # noqa: N815
 
     def argv(self, ours: Ours, out: Path) -> list[str]:
         """The code's command line for our run's budget and hyper-parameters."""

@@ -180,8 +180,9 @@ def _solver(ours: Ours, mods: dict[str, Any]) -> list[tuple]:
 
     def sgd(cfg: Any, model: nn.Module) -> torch.optim.Optimizer:
         s, groups = cfg.SOLVER, decay_groups(model, list(model.parameters()), train.no_decay)
-        return torch.optim.SGD(groups, lr=s.BASE_LR, momentum=s.SGD.MOMENTUM,
-                               weight_decay=s.SGD.WEIGHT_DECAY, nesterov=s.SGD.NESTEROV)  # fmt: skip
+        sgd = s.SGD
+        return torch.optim.SGD(groups, lr=s.BASE_LR, momentum=sgd.MOMENTUM,
+                               weight_decay=sgd.WEIGHT_DECAY, nesterov=sgd.NESTEROV)  # fmt: skip
 
     def schedule(cfg: Any, opt: Any, override_max_iter: int | None = None) -> Any:
         total = override_max_iter or cfg.SOLVER.MAX_ITER
