@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from . import darp_parts as parts
+from . import darp_step
 from .common import (
     Ours,
     Patches,
@@ -65,6 +66,8 @@ class CodePeer:
 
     METHOD: str  # noqa: N815 (the harness's peer interface)
     darp: bool
+    #: "code": its ``train_fix``; "joint": our one-pass step in its loop (peers.darp_step)
+    step: str = "code"
     REPO: str = REPO  # noqa: N815
     #: environment variable -> the other checkout the code imports (checked before any work)
     NEEDS: tuple[tuple[str, str], ...] = (("RANDAUGMENT_CODE", RANDAUGMENT),)  # noqa: N815
@@ -109,7 +112,7 @@ class CodePeer:
             p.set_item(os.environ, "CUDA_VISIBLE_DEVICES", "", "os.environ", why)
             ds_name = f"dataset.all_{_dataset(ours)}"
             mods = import_code(code, "train", "common", "training_functions", ds_name)
-            _patch(ours, p, seen, *mods, sys.modules["RandAugment.augmentations"])
+            _patch(ours, p, seen, self.step, *mods, sys.modules["RandAugment.augmentations"])
             stack.callback(os.chdir, os.getcwd())
             os.chdir(work)
             p.note("cwd = a scratch folder", "the code writes log.txt and checkpoints to args.out")
@@ -118,6 +121,7 @@ class CodePeer:
 
 
 FIXMATCH = CodePeer("fixmatch", darp=False)
+FIXMATCH_JOINT = CodePeer("fixmatch", darp=False, step="joint")
 DARP = CodePeer("fixmatch+darp", darp=True)
 METHOD = DARP.METHOD
 
@@ -134,7 +138,7 @@ def _dataset(ours: Ours) -> str:
     return {10: "cifar10", 100: "cifar100"}[ours.split.num_classes]
 
 
-def _patch(ours: Ours, p: Patches, seen: dict, train, common, tf, ds, aug) -> None:
+def _patch(ours: Ours, p: Patches, seen: dict, step: str, train, common, tf, ds, aug) -> None:
     """Every replacement in the code's modules (see the module docstring)."""
     c, split = ours.cfg, ours.split
     counts = np.bincount(split.labeled_y, minlength=split.num_classes).tolist()
@@ -155,6 +159,9 @@ def _patch(ours: Ours, p: Patches, seen: dict, train, common, tf, ds, aug) -> No
     p.set(tf, "torch", proxy_module(torch, zeros=parts.OneHot), why)
     p.set(common, "accuracy", parts.topk, "top-k % (its .view of a transposed tensor fails now)")
     p.set(aug, "np", proxy_module(np, int=int), "np.int (gone since numpy 1.24), SolarizeAdd")
+    if step == "joint":
+        why = "cause run: FixMatch's one-pass step (weak rows label, one strong view) in its loop"
+        p.set(tf, "train_fix", darp_step.joint_train_fix, why)
     _observe(train, tf, p, seen)
 
 

@@ -86,14 +86,22 @@ def topk(output: torch.Tensor, target: torch.Tensor, topk=(1,)) -> list[torch.Te
     return [(top[:, :k] == target[:, None]).any(1).float().mean() * 100 for k in topk]
 
 
-def getter(ours: Ours, ds, seen: dict):
-    """The code's ``get_cifar10`` / ``get_cifar100`` on our split, through its transforms."""
+def getter(ours: Ours, ds, seen: dict, union: bool = True):
+    """The code's ``get_cifar10`` / ``get_cifar100`` on our split, through its transforms.
+
+    ``union``: the unlabeled set is D ∪ U (DARP's rule for ``fix``) or U alone (ABC's);
+    every unlabeled target is -1 (U's labels are never handed over).
+    """
     split = ours.split
     train, test = hwc(ours.data.train), hwc(ours.data.test)
 
-    def get(root: str, l_samples, u_samples, name: str, **kw: Any):
+    def get(root: str, l_samples, u_samples, name: str = "fix", **kw: Any):
         assert "fix" in name, "only --semi_method fix is adapted"
-        u_ids, u_marks = unlabeled_pool(split, labeled_mark=-1)  # all_cifar10.py:86-87
+        if union:
+            u_ids, u_marks = unlabeled_pool(split, labeled_mark=-1)  # all_cifar10.py:86-87
+        else:
+            u_ids = split.unlabeled_idx
+            u_marks = np.full(len(u_ids), -1, dtype=np.int64)
         strong = ds.TransformTwice(ds.transform_train, ds.transform_strong)
         seen["unlabeled"] = IndexedItems(train, u_ids, u_marks, strong)
         labeled = IndexedItems(train, split.labeled_idx, split.labeled_y, ds.transform_train)
@@ -103,13 +111,17 @@ def getter(ours: Ours, ds, seen: dict):
     return get
 
 
-def models(ours: Ours, seen: dict):
-    """``models.wrn.WRN``: our model (first call), a copy of its initial weights (the EMA)."""
+def models(ours: Ours, seen: dict, wrap: type[nn.Module] = CodeModel):
+    """``models.wrn.WRN``: our model (first call), a copy of its initial weights (the EMA).
 
-    def build(width: int, num_classes: int, rotation: bool = True) -> CodeModel:
+    ``wrap``: the code's model interface around ours (DARP's: :class:`CodeModel`); the
+    builder's arguments (width, classes, rotation) are ignored: our backbone is used.
+    """
+
+    def build(*args: Any, **kw: Any) -> nn.Module:
         if "model" in seen:  # the second call builds the EMA model
-            return CodeModel(copy.deepcopy(ours.model))
-        seen["model"] = CodeModel(ours.model)
+            return wrap(copy.deepcopy(ours.model))
+        seen["model"] = wrap(ours.model)
         return seen["model"]
 
     return build
@@ -162,8 +174,8 @@ def weight_ema(base: type, decay: float) -> type:
     class OurDecay(base):
         """The code's WeightEMA (EMA of every float state entry) with our decoupled decay."""
 
-        def __init__(self, model, ema_model, lr: float = 0.002, alpha: float = 0.999):
-            super().__init__(model, ema_model, lr=lr, alpha=alpha)
+        def __init__(self, model, ema_model, *args: Any, **kw: Any):  # lr (DARP's), alpha
+            super().__init__(model, ema_model, *args, **kw)
             self.wd = decay
             keep = [i for i, a in enumerate(self.params) if a.is_floating_point()]
             self.params = [self.params[i] for i in keep]
